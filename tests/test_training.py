@@ -1,0 +1,278 @@
+"""Model, loss, trainer, checkpoints and CLI on tiny synthetic data."""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from training import DEFAULT_CHECKPOINT, CheckpointError, load_vae
+from training.checkpoint import read_checkpoint, resume_path, save_checkpoint
+from training.config import TrainConfig, parse_args
+from training.loss import elbo_terms, gaussian_kl, iwae_nll, kl_weight_at, reconstruction_nll
+from training.model import PRESETS, VAE, ModelConfig
+from training.train import TrainingDiverged, make_optimizer, train
+
+TINY = dict(encoder_hidden=(32,), decoder_hidden=(32,), latent_dim=4)
+
+
+def tiny_cfg(tmp_path: Path, **kw) -> TrainConfig:
+    base = dict(epochs=2, batch_size=32, progress=False, output=str(tmp_path / "m.pt"), warmup_epochs=1.0, **TINY)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_shapes_and_api():
+    model = VAE(ModelConfig(**TINY))
+    x = torch.rand(5, 784)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (5, 4)
+    z = model.reparameterize(mu, logvar)
+    assert z.shape == (5, 4)
+    logits = model.decode(z)
+    assert logits.shape == (5, 784)
+    out, mu2, logvar2 = model(x)
+    assert out.shape == (5, 784) and torch.equal(mu, mu2)
+    # decode works on any leading shape (the IWAE path decodes [k, B, D])
+    assert model.decode(torch.zeros(3, 2, 4)).shape == (3, 2, 784)
+
+
+def test_seed_preset_is_the_original_design():
+    m = VAE(PRESETS["seed"])
+    linears = [(l.in_features, l.out_features) for l in m.modules() if isinstance(l, torch.nn.Linear)]
+    assert linears == [(784, 100), (100, 100), (100, 8), (100, 8), (8, 100), (100, 784)]
+    # the log-sigma head: encode returns logvar = 2 * head output
+    x = torch.rand(2, 784)
+    h = m.encoder(x)
+    assert torch.allclose(m.encode(x)[1], 2 * m.log_scale_head(h))
+    # no activation after the output layer: logits can be negative (the original's ReLU forbade it)
+    assert (m.decode(torch.randn(50, 8)) < 0).any()
+
+
+def test_kl_matches_torch_distributions():
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(7, 8) * 2, torch.randn(7, 8)
+    ours = gaussian_kl(mu, logvar)
+    ref = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(torch.zeros(7, 8), torch.ones(7, 8)))
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_bernoulli_reconstruction_is_a_log_likelihood():
+    logits = torch.randn(3, 784)
+    x = torch.bernoulli(torch.full((3, 784), 0.3))
+    ref = -torch.distributions.Bernoulli(logits=logits).log_prob(x).sum(-1)
+    assert torch.allclose(reconstruction_nll(logits, x), ref, atol=1e-3)
+    mse = reconstruction_nll(logits, x, "mse")
+    assert torch.allclose(mse, ((torch.sigmoid(logits) - x) ** 2).sum(-1))
+
+
+def test_elbo_terms_are_separate_and_weighted():
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(**TINY))
+    x = torch.bernoulli(torch.rand(4, 784))
+    torch.manual_seed(1)
+    full = elbo_terms(model, x, kl_weight=1.0)
+    torch.manual_seed(1)
+    half = elbo_terms(model, x, kl_weight=0.5)
+    assert full.recon.shape == full.kl.shape == (4,)
+    assert torch.allclose(full.loss, (full.recon + full.kl).mean())
+    assert torch.allclose(half.loss, (half.recon + 0.5 * half.kl).mean())
+
+
+def test_iwae_bound_is_tighter_than_elbo():
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(**TINY)).eval()
+    x = torch.bernoulli(torch.rand(8, 784))
+    torch.manual_seed(0)
+    neg_elbo = torch.stack([elbo_terms(model, x).neg_elbo for _ in range(200)]).mean(0)
+    nll = iwae_nll(model, x, k=200, chunk=64)
+    assert (nll <= neg_elbo + 1e-3).all()
+
+
+def test_kl_warmup_schedule():
+    assert kl_weight_at(0, 10) == pytest.approx(0.1)
+    assert kl_weight_at(9, 10) == 1.0 and kl_weight_at(100, 10, beta=2.0) == 2.0
+    assert kl_weight_at(0, 0, beta=0.5) == 0.5
+
+
+def test_small_batch_overfits():
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(encoder_hidden=(64,), decoder_hidden=(64,), latent_dim=4))
+    opt = make_optimizer(model, 3e-3)
+    x = torch.bernoulli(torch.rand(16, 784))
+    first = None
+    for _ in range(300):
+        terms = elbo_terms(model, x)
+        opt.zero_grad()
+        terms.loss.backward()
+        opt.step()
+        first = first if first is not None else terms.loss.item()
+    # 784 random bits per image: memorising them takes the loss far below the ~543-nat start
+    assert terms.loss.item() < 0.3 * first
+
+
+def test_train_writes_best_and_resume_checkpoints(tmp_path, tiny_tensors):
+    tr_x, _, te_x, _ = tiny_tensors
+    cfg = tiny_cfg(tmp_path, epochs=3)
+    result = train(cfg, tr_x, te_x, data_md5={"f": "abc"}, log=lambda s: None)
+    best = read_checkpoint(result.best_path)
+    last = read_checkpoint(resume_path(result.best_path))
+    assert len(best["history"]) == 3 and best["kind"] == "best" and "optimizer_state" not in best
+    assert last["epoch"] == 3 and "optimizer_state" in last and last["data_md5"] == {"f": "abc"}
+    best_epoch = min(best["history"], key=lambda h: h["test_neg_elbo"])["epoch"]
+    assert best["epoch"] == best_epoch  # chosen by test ELBO
+    assert best["best_test_neg_elbo"] == pytest.approx(min(h["test_neg_elbo"] for h in best["history"]))
+    model = load_vae(result.best_path)
+    assert not model.training and next(model.parameters()).device.type == "cpu"
+    assert TrainConfig.from_dict(best["train_config"]).epochs == 3
+
+
+def test_training_is_deterministic(tmp_path, tiny_tensors):
+    tr_x, _, te_x, _ = tiny_tensors
+    a = train(tiny_cfg(tmp_path / "a"), tr_x, te_x, log=lambda s: None)
+    b = train(tiny_cfg(tmp_path / "b"), tr_x, te_x, log=lambda s: None)
+    sa, sb = load_vae(a.best_path).state_dict(), load_vae(b.best_path).state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path, tiny_tensors):
+    tr_x, _, te_x, _ = tiny_tensors
+    full = train(tiny_cfg(tmp_path / "full", epochs=4), tr_x, te_x, log=lambda s: None)
+
+    steps_per_epoch = math.ceil(len(tr_x) / 32)
+
+    def kill_mid_epoch_3(step: int, model: VAE) -> None:
+        if step == 2 * steps_per_epoch + 3:  # inside epoch 3
+            raise KeyboardInterrupt
+
+    cfg = tiny_cfg(tmp_path / "killed", epochs=4)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tr_x, te_x, on_step=kill_mid_epoch_3, log=lambda s: None)
+    assert read_checkpoint(resume_path(cfg.output_path()))["epoch"] == 2
+    resumed = train(tiny_cfg(tmp_path / "killed", epochs=4, resume=True), tr_x, te_x, log=lambda s: None)
+
+    assert resumed.epochs_run == 2
+    a, b = load_vae(full.last_path).state_dict(), load_vae(resumed.last_path).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ha = read_checkpoint(full.best_path)["history"]
+    hb = read_checkpoint(resumed.best_path)["history"]
+    assert [h["test_neg_elbo"] for h in ha] == [h["test_neg_elbo"] for h in hb]
+
+
+def test_resume_refuses_changed_settings(tmp_path, tiny_tensors):
+    tr_x, _, te_x, _ = tiny_tensors
+    train(tiny_cfg(tmp_path, epochs=1), tr_x, te_x, log=lambda s: None)
+    with pytest.raises(ValueError, match="lr"):
+        train(tiny_cfg(tmp_path, epochs=2, resume=True, lr=0.5), tr_x, te_x, log=lambda s: None)
+
+
+def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path, tiny_tensors):
+    tr_x, _, te_x, _ = tiny_tensors
+    cfg = tiny_cfg(tmp_path, epochs=1)
+    train(cfg, tr_x, te_x, log=lambda s: None)
+    before = {p: p.read_bytes() for p in (cfg.output_path(), resume_path(cfg.output_path()))}
+
+    def poison(step: int, model: VAE) -> None:
+        with torch.no_grad():
+            model.mu_head.weight.fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match="epoch 2"):
+        train(tiny_cfg(tmp_path, epochs=2, resume=True), tr_x, te_x, on_step=poison, log=lambda s: None)
+    assert {p: p.read_bytes() for p in before} == before
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+# --- bad checkpoints -------------------------------------------------------------------------
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+@pytest.fixture
+def good_ckpt(tmp_path, tiny_tensors) -> Path:
+    tr_x, _, te_x, _ = tiny_tensors
+    return train(tiny_cfg(tmp_path, epochs=1), tr_x, te_x, log=lambda s: None).best_path
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_vae(tmp_path / "nope.pt")
+
+
+def test_truncated_checkpoint(tmp_path, good_ckpt):
+    bad = tmp_path / "trunc.pt"
+    bad.write_bytes(good_ckpt.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated|readable"):
+        load_vae(bad)
+
+
+def test_non_checkpoint_files(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError):
+        load_vae(text)
+    tensor_only = tmp_path / "tensor.pt"
+    torch.save({"weights": torch.zeros(3)}, tensor_only)
+    with pytest.raises(CheckpointError, match="not a VAE checkpoint"):
+        load_vae(tensor_only)
+
+
+def test_malicious_pickle_is_refused_not_run(tmp_path, capsys):
+    evil = tmp_path / "evil.pt"
+    buf = io.BytesIO()
+    torch.save({"format_version": 1, "model_config": {}, "model_state": _Evil()}, buf)
+    evil.write_bytes(buf.getvalue())
+    with pytest.raises(CheckpointError, match="weights-only"):
+        load_vae(evil)
+    assert "pwned" not in capsys.readouterr().out
+    raw_pickle = tmp_path / "raw.pt"
+    raw_pickle.write_bytes(pickle.dumps(_Evil()))
+    with pytest.raises(CheckpointError):
+        load_vae(raw_pickle)
+    assert "pwned" not in capsys.readouterr().out
+
+
+def test_wrong_architecture(tmp_path, good_ckpt):
+    ckpt = read_checkpoint(good_ckpt)
+    ckpt.pop("format_version")
+    ckpt["model_config"] = {**ckpt["model_config"], "latent_dim": 6}
+    bad = tmp_path / "wrong.pt"
+    save_checkpoint(bad, ckpt)
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_vae(bad)
+
+
+def test_cli_flags_map_onto_config():
+    cfg = parse_args(["--epochs", "3", "--encoder-hidden", "64", "32", "--no-binarize", "--lr", "0.01", "--preset", "seed"])
+    assert cfg.epochs == 3 and cfg.encoder_hidden == (64, 32) and cfg.binarize is False and cfg.lr == 0.01
+    assert cfg.model_config().decoder_hidden == (100,) and cfg.model_config().encoder_hidden == (64, 32)
+    assert set(vars(parse_args([]))) == set(TrainConfig().to_dict())
+
+
+def test_cli_smoke_one_epoch_with_atlas(tmp_path, tiny_mnist, monkeypatch, capsys):
+    from training import __main__ as cli
+    from training import data
+    from training.atlas import atlas_path_for, load_atlas
+
+    root, md5 = tiny_mnist
+    monkeypatch.setattr(data, "MNIST_FILES", md5)
+    monkeypatch.setattr(data.ensure_mnist, "__defaults__", (data.DEFAULT_ROOT, md5, None))
+    monkeypatch.setattr(data.load_mnist, "__defaults__", (data.DEFAULT_ROOT, True, md5))
+    out = tmp_path / "models" / "cli.pt"
+    rc = cli.main(["--epochs", "1", "--latent-dim", "2", "--encoder-hidden", "16", "--decoder-hidden", "16",
+                   "--data-root", str(root), "--output", str(out), "--no-progress", "--eval-iw-samples", "5"])
+    assert rc == 0, capsys.readouterr().err
+    assert "already on disk" in capsys.readouterr().out
+    atlas = load_atlas(atlas_path_for(out))
+    assert atlas["mu"].shape == (64, 2) and atlas["tsne"].shape == (64, 2) and atlas["images"].shape == (64, 784)
+    assert atlas["metrics"]["iw_samples"] == 5 and math.isfinite(atlas["metrics"]["nll"])
+
+
+def test_default_checkpoint_path_is_in_models():
+    assert DEFAULT_CHECKPOINT.parent.name == "models" and DEFAULT_CHECKPOINT.suffix == ".pt"

@@ -1,0 +1,126 @@
+"""The latent atlas: what the app needs about the encoded test set, computed once per checkpoint.
+
+Stored as `<checkpoint stem>.atlas.npz` beside the checkpoint, plain arrays only (loaded with
+np.load(allow_pickle=False)):
+  mu, logvar [N, D] float32     posterior of each test digit (grey-level input, deterministic)
+  labels [N] uint8, images [N, 784] uint8   the test digits themselves, for display
+  pca [N, 2] float32, pca_mean [D], pca_components [2, D], pca_explained [2]   exact projection
+  tsne [N, 2] float32           t-SNE of mu (scikit-learn, fixed seed): 1-2 minutes, hence offline
+  kl_per_dim [D], mu_variance [D]   per-dimension KL and Cov_x(E_q[z_u]) (active units)
+  checkpoint_sha256 (str)       ties the atlas to the exact checkpoint bytes
+  metrics_json (str)            the evaluation of training.evaluate (JSON)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.checkpoint import atomic_write_bytes, file_sha256, load_vae
+from training.evaluate import evaluate
+from training.model import VAE
+
+ATLAS_SUFFIX = ".atlas.npz"
+ATLAS_KEYS = ("mu", "logvar", "labels", "images", "pca", "pca_mean", "pca_components", "pca_explained",
+              "tsne", "kl_per_dim", "mu_variance", "checkpoint_sha256", "metrics_json")
+
+
+def atlas_path_for(checkpoint: str | Path) -> Path:
+    """models/vae.pt -> models/vae.atlas.npz"""
+    p = Path(checkpoint)
+    return p.with_name(p.stem + ATLAS_SUFFIX)
+
+
+@torch.no_grad()
+def encode_all(model: VAE, images: torch.Tensor, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """images [N, 784] in [0, 1] -> (mu, logvar), each float32 [N, D]."""
+    mus, logvars = [], []
+    for start in range(0, len(images), batch_size):
+        mu, logvar = model.encode(images[start : start + batch_size].float())
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus).numpy().astype(np.float32), torch.cat(logvars).numpy().astype(np.float32)
+
+
+def pca_2d(mu: np.ndarray) -> dict[str, np.ndarray]:
+    """Exact 2-D PCA of mu [N, D] (SVD); keeps mean and components so new points project the same way."""
+    mean = mu.mean(0)
+    _, s, vt = np.linalg.svd(mu - mean, full_matrices=False)
+    # Fix each component's sign (largest |loading| positive) so re-runs don't mirror the map.
+    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(1)])
+    vt = vt * signs[:, None]
+    components = vt[:2]
+    explained = (s[:2] ** 2) / max(float((s**2).sum()), 1e-12)
+    return {
+        "pca": ((mu - mean) @ components.T).astype(np.float32),
+        "pca_mean": mean.astype(np.float32),
+        "pca_components": components.astype(np.float32),
+        "pca_explained": explained.astype(np.float32),
+    }
+
+
+def tsne_2d(mu: np.ndarray, seed: int = 0, verbose: bool = True) -> np.ndarray:
+    """2-D t-SNE of mu [N, D] with scikit-learn (PCA init, fixed seed), float32 [N, 2]."""
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, max(2.0, (len(mu) - 1) / 3.0)))
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, verbose=1 if verbose else 0)
+    return tsne.fit_transform(mu.astype(np.float64)).astype(np.float32)
+
+
+def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoint_sha256: str = "",
+                iw_samples: int = 1000, progress: bool = True) -> dict[str, np.ndarray]:
+    """Everything in the module docstring for images [N, 784] in [0, 1] and labels [N]."""
+    say = print if progress else (lambda *_: None)
+    model = model.eval()
+    mu, logvar = encode_all(model, images)
+    say(f"atlas: evaluating on {len(images)} test digits (IWAE k={iw_samples})")
+    metrics = evaluate(model, images, iw_samples=iw_samples, progress=progress)
+    t0 = time.perf_counter()
+    say("atlas: t-SNE of the posterior means (runs once, here, so the app never has to)")
+    tsne = tsne_2d(mu, verbose=progress)
+    say(f"atlas: t-SNE took {time.perf_counter() - t0:.0f} s")
+    return {
+        "mu": mu,
+        "logvar": logvar,
+        "labels": labels.numpy().astype(np.uint8),
+        "images": np.clip(np.rint(images.numpy() * 255.0), 0, 255).astype(np.uint8),
+        **pca_2d(mu),
+        "tsne": tsne,
+        "kl_per_dim": np.asarray(metrics["kl_per_dim"], dtype=np.float32),
+        "mu_variance": np.asarray(metrics["mu_variance"], dtype=np.float32),
+        "checkpoint_sha256": np.asarray(checkpoint_sha256),
+        "metrics_json": np.asarray(json.dumps(metrics)),
+    }
+
+
+def save_atlas(path: str | Path, atlas: dict[str, np.ndarray]) -> None:
+    """Atomic compressed npz write."""
+    atomic_write_bytes(path, lambda f: np.savez_compressed(f, **atlas))
+
+
+def load_atlas(path: str | Path) -> dict[str, Any]:
+    """Arrays by name; strings decoded; metrics parsed. Never unpickles (allow_pickle=False)."""
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in ATLAS_KEYS if k not in z.files]
+        if missing:
+            raise ValueError(f"{path} is not a latent atlas of this project (missing {missing})")
+        out: dict[str, Any] = {k: z[k] for k in z.files}
+    out["checkpoint_sha256"] = str(out["checkpoint_sha256"])
+    out["metrics"] = json.loads(str(out.pop("metrics_json")))
+    return out
+
+
+def write_atlas_for(checkpoint: str | Path, images: torch.Tensor, labels: torch.Tensor,
+                    iw_samples: int = 1000, progress: bool = True) -> Path:
+    """Build and save the atlas of `checkpoint`; returns its path."""
+    model = load_vae(checkpoint)
+    atlas = build_atlas(model, images, labels, file_sha256(checkpoint), iw_samples=iw_samples, progress=progress)
+    path = atlas_path_for(checkpoint)
+    save_atlas(path, atlas)
+    return path

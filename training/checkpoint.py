@@ -1,0 +1,107 @@
+"""Self-describing checkpoints: save atomically, load with torch.load(weights_only=True) only.
+
+A checkpoint is a dict of plain types and tensors:
+  format_version, kind ("best" or "resume"), model_config, train_config, epoch, model_state,
+  optimizer_state (resume files only: a best file has nothing to resume from and stays small),
+  history (list of per-epoch metric dicts), best_test_neg_elbo, data_md5, metrics (evaluation, may be {}).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.model import VAE, ModelConfig
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model_config", "model_state")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message says which file and why."""
+
+
+def resume_path(best_path: str | Path) -> Path:
+    """models/vae.pt -> models/vae.last.pt (full training state for --resume)."""
+    p = Path(best_path)
+    return p.with_name(p.stem + ".last" + p.suffix)
+
+
+def atomic_write_bytes(path: str | Path, write: Any) -> None:
+    """Call write(file) on a temp file in the same folder, fsync, then os.replace onto `path`.
+
+    A crash at any point leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Atomically torch.save `payload` (plain types + tensors) with the format version stamped in."""
+    payload = {"format_version": FORMAT_VERSION, **payload}
+    atomic_write_bytes(path, lambda f: torch.save(payload, f))
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """torch.load(weights_only=True) with every failure turned into a CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # weights_only refuses anything but tensors and plain containers: a pickle that would run
+        # code (or a foreign object) ends here, never executed.
+        raise CheckpointError(f"{path} is not a plain-tensor checkpoint (refused by the weights-only loader): {e}") from e
+    except Exception as e:  # noqa: BLE001 - garbage bytes make the unpickler raise KeyError, IndexError, ...
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or not a torch file): {e}") from e
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
+        raise CheckpointError(f"{path} is a torch file but not a VAE checkpoint of this project (missing {REQUIRED_KEYS})")
+    if ckpt["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format {ckpt['format_version']}, this code reads {FORMAT_VERSION}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "<checkpoint>") -> VAE:
+    """Rebuild the VAE from the stored config and load its weights strictly."""
+    try:
+        config = ModelConfig.from_dict(dict(ckpt["model_config"]))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: invalid model config: {e}") from e
+    model = VAE(config)
+    try:
+        model.load_state_dict(ckpt["model_state"], strict=True)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path}: weights do not match the architecture its config describes: {e}") from e
+    return model
+
+
+def load_vae(path: str | Path) -> VAE:
+    """The trained VAE from `path`, on CPU, in eval mode. Raises CheckpointError with a clear reason."""
+    ckpt = read_checkpoint(path)
+    return model_from_checkpoint(ckpt, path).eval()
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex digest of a file: names a checkpoint in caches and ties an atlas to its checkpoint."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,146 @@
+"""The training configuration: one typed dataclass whose fields are the CLI flags, 1:1.
+
+Defaults live here and nowhere else; `python -m training --help` is generated from this class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Sequence, get_args, get_origin, get_type_hints
+
+import torch
+
+from training.model import ModelConfig, preset_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class TrainConfig:
+    """Training run settings. Model fields left as None take the preset's value."""
+
+    preset: str = "default"  # model preset: "default" (best we have) or "seed" (the original design)
+    epochs: int = 100  # passes over the 60k training images
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam learning rate at the start of the schedule
+    lr_schedule: str = "cosine"  # "cosine" (to lr_min_ratio*lr at the last epoch) or "constant"
+    lr_min_ratio: float = 0.05
+    latent_dim: int | None = None
+    encoder_hidden: tuple[int, ...] | None = None
+    decoder_hidden: tuple[int, ...] | None = None
+    activation: str | None = None
+    likelihood: str | None = None  # "bernoulli" or "mse" (the original design's loss)
+    beta: float = 1.0  # weight of the KL term once warm-up is over
+    warmup_epochs: float = 10.0  # linear KL warm-up from 0 to beta; 0 disables it
+    iw_samples: int = 1  # >1 trains on the importance-weighted bound (IWAE) with that many samples
+    binarize: bool = True  # dynamic binarisation: a fresh Bernoulli draw of each batch
+    seed: int = 0
+    device: str = "auto"  # "auto" (cuda if present), "cpu" or "cuda"
+    output: str = "models/default.pt"  # best checkpoint (by test ELBO); resume state goes to *.last.pt
+    resume: bool = False  # continue from OUTPUT's .last.pt if it exists
+    data_root: str = "data"  # MNIST lives (or is fetched to) DATA_ROOT/MNIST/raw
+    atlas: bool = True  # write the latent atlas (incl. t-SNE) next to the best checkpoint at the end
+    eval_iw_samples: int = 1000  # importance samples for the final NLL stored with the atlas; 0 skips it
+    progress: bool = True  # tqdm progress bars
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
+        if self.iw_samples < 1:
+            raise ValueError(f"iw_samples must be >= 1, got {self.iw_samples}")
+        if self.beta < 0 or self.warmup_epochs < 0:
+            raise ValueError("beta and warmup_epochs must be >= 0")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        for name in ("encoder_hidden", "decoder_hidden"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, tuple(int(v) for v in value))
+
+    def model_config(self) -> ModelConfig:
+        """The preset with this run's overrides."""
+        return preset_config(
+            self.preset,
+            latent_dim=self.latent_dim,
+            encoder_hidden=self.encoder_hidden,
+            decoder_hidden=self.decoder_hidden,
+            activation=self.activation,
+            likelihood=self.likelihood,
+        )
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but no CUDA device is available")
+        return torch.device(self.device)
+
+    def output_path(self) -> Path:
+        p = Path(self.output)
+        return p if p.is_absolute() else REPO_ROOT / p
+
+    def data_path(self) -> Path:
+        p = Path(self.data_root)
+        return p if p.is_absolute() else REPO_ROOT / p
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only, so a checkpoint holding it loads with weights_only=True."""
+        d = dataclasses.asdict(self)
+        for name in ("encoder_hidden", "decoder_hidden"):
+            if d[name] is not None:
+                d[name] = list(d[name])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _field_help() -> dict[str, str]:
+    """The trailing comments above, reused as --help text."""
+    import inspect
+
+    helps: dict[str, str] = {}
+    for line in inspect.getsource(TrainConfig).splitlines():
+        line = line.strip()
+        if ":" in line and "#" in line and not line.startswith(("#", "def", '"')):
+            name = line.split(":", 1)[0].strip()
+            helps[name] = line.split("#", 1)[1].strip()
+    return helps
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per TrainConfig field (snake_case -> --kebab-case), typed from the annotations."""
+    parser = argparse.ArgumentParser(prog="python -m training", description="Train the MNIST VAE.")
+    hints = get_type_hints(TrainConfig)
+    helps = _field_help()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        kwargs: dict[str, Any] = {"dest": f.name, "default": f.default}
+        text = helps.get(f.name, "")
+        args = [a for a in get_args(hint) if a is not type(None)]
+        base = args[0] if args else hint
+        if hint is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif get_origin(base) is tuple:
+            kwargs.update(type=int, nargs="+", metavar="N")
+        else:
+            kwargs["type"] = base
+        kwargs["help"] = f"{text} (default: {f.default})" if text else f"(default: {f.default})"
+        parser.add_argument(flag, **kwargs)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
+    ns = build_parser().parse_args(argv)
+    return TrainConfig(**vars(ns))

@@ -1,0 +1,197 @@
+"""The training loop: in-memory batches, test ELBO every epoch, best-by-test checkpoint, resume.
+
+Determinism: every epoch draws its permutation, binarisation and reparameterisation noise from
+generators seeded by (seed, epoch), so a run resumed from the end of epoch e replays epochs e+1...
+exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm import tqdm
+
+from training.checkpoint import read_checkpoint, resume_path, save_checkpoint
+from training.config import TrainConfig
+from training.evaluate import binarize_fixed, elbo_metrics
+from training.loss import elbo_terms, iwae_terms, kl_weight_at
+from training.model import VAE, ModelConfig
+
+# Train-config fields that may change on --resume without changing what is being trained.
+RESUMABLE_CHANGES = {"epochs", "resume", "device", "progress", "atlas", "output", "data_root", "eval_iw_samples"}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the checkpoints on disk are the last good ones."""
+
+
+@dataclass
+class TrainResult:
+    best_path: Path
+    last_path: Path
+    best_test_neg_elbo: float
+    epochs_run: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # Large odd multiplier keeps (seed, epoch) pairs from colliding for small seeds and epochs.
+    return (seed * 1_000_003 + epoch) % (2**63 - 1)
+
+
+def _lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    floor = cfg.lr * cfg.lr_min_ratio
+    return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+def make_optimizer(model: VAE, lr: float) -> torch.optim.Optimizer:
+    # foreach keeps the update to a few fused kernels; the per-parameter loop is slower on CPU.
+    return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+
+
+def train_epoch(
+    model: VAE,
+    optimizer: torch.optim.Optimizer,
+    x_train: torch.Tensor,
+    cfg: TrainConfig,
+    epoch: int,
+    on_step: Callable[[int, VAE], None] | None = None,
+) -> dict[str, float]:
+    """One pass over x_train [N, 784]; returns mean loss, recon and KL (per example, nats).
+
+    Raises TrainingDiverged on a non-finite loss before the bad step is applied.
+    """
+    n = len(x_train)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+    device = x_train.device
+    g = torch.Generator(device=device).manual_seed(_epoch_seed(cfg.seed, epoch))
+    torch.manual_seed(_epoch_seed(cfg.seed, epoch) + 1)  # reparameterisation noise
+    perm = torch.randperm(n, generator=g, device=device)
+    model.train()
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+    for i in bar:
+        step = (epoch - 1) * steps_per_epoch + i
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(cfg, step, total_steps)
+        xb = x_train.index_select(0, perm[i * cfg.batch_size : (i + 1) * cfg.batch_size])
+        if cfg.binarize:
+            xb = torch.bernoulli(xb, generator=g)
+        w = kl_weight_at(step, warmup_steps, cfg.beta)
+        terms = iwae_terms(model, xb, cfg.iw_samples, w) if cfg.iw_samples > 1 else elbo_terms(model, xb, w)
+        if not torch.isfinite(terms.loss):
+            raise TrainingDiverged(
+                f"loss became {terms.loss.item()} at epoch {epoch}, step {i + 1}/{steps_per_epoch}; "
+                "stopped before applying it. Try a lower --lr or a longer --warmup-epochs."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        optimizer.step()
+        sums += torch.stack([terms.loss.detach() * len(xb), terms.recon.sum(), terms.kl.sum()]).double()
+        if on_step is not None:
+            on_step(step, model)
+        if cfg.progress and i % 50 == 0:
+            bar.set_postfix(loss=f"{terms.loss.item():.2f}", kl_w=f"{w:.2f}")
+    loss, recon, kl = (sums / n).tolist()
+    return {"train_loss": loss, "train_recon": recon, "train_kl": kl}
+
+
+def _payload(model: VAE, cfg: TrainConfig, epoch: int, history: list, best: float, data_md5: dict, kind: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "model_config": model.config.to_dict(),
+        "train_config": cfg.to_dict(),
+        "epoch": epoch,
+        "model_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "history": [dict(h) for h in history],
+        "best_test_neg_elbo": best,
+        "data_md5": dict(data_md5),
+        "metrics": {},
+    }
+
+
+def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    now = cfg.to_dict()
+    diffs = [k for k, v in saved.items() if k not in RESUMABLE_CHANGES and now.get(k) != v]
+    if diffs:
+        detail = ", ".join(f"{k}: saved {saved[k]!r} vs now {now.get(k)!r}" for k in diffs)
+        raise ValueError(f"--resume: {path} was trained with different settings ({detail})")
+
+
+def train(
+    cfg: TrainConfig,
+    train_images: torch.Tensor,
+    test_images: torch.Tensor,
+    data_md5: dict[str, str] | None = None,
+    on_step: Callable[[int, VAE], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Fit a VAE on train_images [N, 784] in [0, 1]; keep the checkpoint with the best test ELBO.
+
+    Writes cfg.output (best, weights + history) and its .last.pt twin (full state, for --resume)
+    after every epoch, atomically.
+    """
+    device = cfg.torch_device()
+    best_path = cfg.output_path()
+    last_path = resume_path(best_path)
+    x_train = train_images.to(device, torch.float32).contiguous()
+    # A fixed binarisation of the test set: epoch-to-epoch numbers differ only by the model.
+    x_test = binarize_fixed(test_images.to(device, torch.float32)) if cfg.binarize else test_images.to(device, torch.float32)
+    data_md5 = data_md5 or {}
+
+    torch.manual_seed(cfg.seed)  # weight initialisation
+    model = VAE(cfg.model_config()).to(device)
+    optimizer = make_optimizer(model, cfg.lr)
+    history: list[dict[str, Any]] = []
+    best = math.inf
+    start_epoch = 1
+    if cfg.resume and last_path.is_file():
+        state = read_checkpoint(last_path)
+        _check_resumable(state["train_config"], cfg, last_path)
+        if ModelConfig.from_dict(dict(state["model_config"])) != model.config:
+            raise ValueError(f"--resume: {last_path} holds a different architecture")
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        history = [dict(h) for h in state["history"]]
+        best = float(state["best_test_neg_elbo"])
+        start_epoch = int(state["epoch"]) + 1
+        log(f"resuming from {last_path} after epoch {start_epoch - 1} (best test -ELBO so far {best:.2f})")
+    elif cfg.resume:
+        log(f"--resume: no {last_path.name} yet, starting from scratch")
+
+    log(f"training {model.num_parameters():,}-parameter VAE ({cfg.preset}) on {device} for {cfg.epochs} epochs")
+    outer = tqdm(range(start_epoch, cfg.epochs + 1), desc="training", disable=not cfg.progress, initial=start_epoch - 1, total=cfg.epochs)
+    for epoch in outer:
+        t0 = time.perf_counter()
+        train_stats = train_epoch(model, optimizer, x_train, cfg, epoch, on_step)
+        test = elbo_metrics(model, x_test)
+        if not math.isfinite(test["neg_elbo"]):
+            raise TrainingDiverged(f"test -ELBO became {test['neg_elbo']} after epoch {epoch}; last good checkpoints kept")
+        row = {"epoch": epoch, **train_stats, "test_neg_elbo": test["neg_elbo"], "test_recon": test["recon"],
+               "test_kl": test["kl"], "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
+        history.append(row)
+        if test["neg_elbo"] < best:
+            best = test["neg_elbo"]
+            save_checkpoint(best_path, _payload(model, cfg, epoch, history, best, data_md5, "best"))
+        resume_state = _payload(model, cfg, epoch, history, best, data_md5, "resume")
+        resume_state["optimizer_state"] = optimizer.state_dict()
+        save_checkpoint(last_path, resume_state)
+        outer.set_postfix(test_neg_elbo=f"{test['neg_elbo']:.2f}", best=f"{best:.2f}")
+        if not cfg.progress:
+            log(f"epoch {epoch}: train loss {train_stats['train_loss']:.2f}, test -ELBO {test['neg_elbo']:.2f} ({row['seconds']:.1f} s)")
+    # The best file's history should end with the full run, not at the epoch it was written.
+    if best_path.is_file():
+        best_ckpt = read_checkpoint(best_path)
+        best_ckpt["history"] = history
+        best_ckpt.pop("format_version")
+        save_checkpoint(best_path, best_ckpt)
+    return TrainResult(best_path, last_path, best, cfg.epochs - start_epoch + 1, history)
