@@ -23,7 +23,7 @@ class TrainConfig:
     """Training run settings. Model fields left as None take the preset's value."""
 
     preset: str = "default"  # model preset: "default" (best we have) or "seed" (the original design)
-    epochs: int = 100  # passes over the 60k training images
+    epochs: int = 250  # passes over the 60k training images
     batch_size: int = 128
     lr: float = 1e-3  # Adam learning rate at the start of the schedule
     lr_schedule: str = "cosine"  # "cosine" (to lr_min_ratio*lr at the last epoch) or "constant"

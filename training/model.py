@@ -27,8 +27,8 @@ class ModelConfig:
     """
 
     input_dim: int = 784
-    encoder_hidden: tuple[int, ...] = (512, 256)
-    decoder_hidden: tuple[int, ...] = (256, 512)
+    encoder_hidden: tuple[int, ...] = (512, 512)
+    decoder_hidden: tuple[int, ...] = (512, 512)
     latent_dim: int = 8
     activation: str = "relu"
     likelihood: str = "bernoulli"
