@@ -46,3 +46,28 @@ def tiny_tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tens
     te_x, te_y = synthetic_digits(64, seed=2)
     f = lambda a: torch.from_numpy(a.reshape(len(a), -1)).float() / 255.0  # noqa: E731
     return f(tr_x), torch.from_numpy(tr_y).long(), f(te_x), torch.from_numpy(te_y).long()
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    """A models folder holding `default.pt` (a briefly trained 8-d VAE) and its real atlas (t-SNE
+    included) over 300 synthetic test digits: what the app needs, built in seconds."""
+    from training.atlas import atlas_path_for, build_atlas, save_atlas
+    from training.checkpoint import file_sha256
+    from training.config import TrainConfig
+    from training.train import train
+
+    folder = tmp_path_factory.mktemp("models")
+    tr_x, tr_y = synthetic_digits(512, seed=3)
+    te_x, te_y = synthetic_digits(300, seed=4)
+    f = lambda a: torch.from_numpy(a.reshape(len(a), -1)).float() / 255.0  # noqa: E731
+    cfg = TrainConfig(epochs=3, batch_size=64, encoder_hidden=(32,), decoder_hidden=(32,), latent_dim=8,
+                      warmup_epochs=1.0, progress=False, output=str(folder / "default.pt"))
+    result = train(cfg, f(tr_x), f(te_x), log=lambda s: None)
+    result.last_path.unlink()  # the picker must not list resume files anyway; keep the folder clean
+    from training import load_vae
+
+    atlas = build_atlas(load_vae(result.best_path), f(te_x), torch.from_numpy(te_y).long(),
+                        file_sha256(result.best_path), iw_samples=5, progress=False)
+    save_atlas(atlas_path_for(result.best_path), atlas)
+    return folder

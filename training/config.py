@@ -38,6 +38,7 @@ class TrainConfig:
     iw_samples: int = 1  # >1 trains on the importance-weighted bound (IWAE) with that many samples
     binarize: bool = True  # dynamic binarisation: a fresh Bernoulli draw of each batch
     seed: int = 0
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default (1 is faster when the cores are shared)
     device: str = "auto"  # "auto" (cuda if present), "cpu" or "cuda"
     output: str = "models/default.pt"  # best checkpoint (by test ELBO); resume state goes to *.last.pt
     resume: bool = False  # continue from OUTPUT's .last.pt if it exists

@@ -1,0 +1,1 @@
+"""Latent-space explorer: preprocessing, model loading and projections for the Streamlit app."""

@@ -1,0 +1,113 @@
+"""Plotly figures and image grids the app shows. Pure functions of arrays; no Streamlit here.
+
+The 10k-point map uses WebGL (Scattergl), one trace per digit so the legend toggles classes; each
+point carries its test-set row index in customdata (hover and click read it).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+# Ten distinguishable colours (Plotly's D3 palette), digit d gets DIGIT_COLOURS[d].
+DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def latent_map_figure(coords: np.ndarray, labels: np.ndarray, projection: str,
+                      markers: Sequence[tuple[str, np.ndarray, str]] = (), height: int = 560) -> go.Figure:
+    """Scatter of coords [N, 2] coloured by labels [N]; `markers` adds (name, xy [2], symbol) stars on top."""
+    traces: list = []
+    index = np.arange(len(labels))
+    for d in range(10):
+        m = labels == d
+        traces.append(go.Scattergl(
+            x=coords[m, 0], y=coords[m, 1], mode="markers", name=str(d),
+            marker={"size": 4, "color": DIGIT_COLOURS[d], "opacity": 0.7},
+            customdata=index[m], hovertemplate=f"digit {d}<br>test index %{{customdata}}<extra></extra>",
+        ))
+    for name, xy, symbol in markers:
+        traces.append(go.Scatter(
+            x=[float(xy[0])], y=[float(xy[1])], mode="markers", name=name, hoverinfo="name",
+            marker={"size": 18, "symbol": symbol, "color": "black", "line": {"width": 2, "color": "white"}},
+        ))
+    fig = go.Figure(data=traces)
+    fig.update_layout(
+        height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text="digit",
+        title={"text": f"{projection} of the {len(labels):,} encoded test digits (posterior means)", "font": {"size": 14}},
+        clickmode="event+select", dragmode="pan", uirevision=projection,
+    )
+    fig.update_xaxes(showticklabels=False, title=None)
+    fig.update_yaxes(showticklabels=False, title=None, scaleanchor="x" if projection == "PCA" else None)
+    return fig
+
+
+def posterior_figure(mu: np.ndarray, sigma: np.ndarray, kl_per_dim: np.ndarray | None = None, height: int = 300) -> go.Figure:
+    """mu +- sigma per latent dimension [D] against the prior's +-1 band: where the code is and how noisy."""
+    dims = [f"z{i}" for i in range(len(mu))]
+    fig = go.Figure()
+    fig.add_shape(type="rect", x0=-1, x1=1, y0=-0.5, y1=len(mu) - 0.5, fillcolor="lightgrey", opacity=0.35, line_width=0)
+    text = [f"KL {k:.2f}" for k in kl_per_dim] if kl_per_dim is not None else None
+    fig.add_trace(go.Scatter(x=mu, y=dims, mode="markers", name="mu +- sigma", text=text,
+                             error_x={"type": "data", "array": sigma, "visible": True, "thickness": 2},
+                             marker={"size": 9, "color": "#d62728"},
+                             hovertemplate="%{y}: mu %{x:.2f}, sigma %{error_x.array:.2f}<extra></extra>"))
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=False,
+                      title={"text": "q(z|x): mu +- sigma (grey: prior N(0,1) +-1)", "font": {"size": 13}})
+    fig.update_xaxes(range=[-4.2, 4.2], zeroline=True)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def upscale(image: np.ndarray, scale: int = 8) -> np.ndarray:
+    """[28, 28] float in [0, 1] -> uint8 [28*scale, 28*scale] with crisp (nearest) pixels."""
+    img = np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    return np.kron(img, np.ones((scale, scale), dtype=np.uint8))
+
+
+def image_grid(images: np.ndarray, cols: int, scale: int = 3, gap: int = 2) -> np.ndarray:
+    """images [n, 28, 28] in [0, 1] -> one uint8 picture of a cols-wide grid (gaps mid-grey)."""
+    n = len(images)
+    rows = -(-n // cols)
+    cell = 28 * scale
+    out = np.full((rows * cell + (rows - 1) * gap, cols * cell + (cols - 1) * gap), 128, dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        out[r * (cell + gap): r * (cell + gap) + cell, c * (cell + gap): c * (cell + gap) + cell] = upscale(img, scale)
+    return out
+
+
+def _hex_rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+_PALETTE = np.array([_hex_rgb(c) for c in DIGIT_COLOURS], dtype=np.uint8)
+
+
+def locator_image(coords: np.ndarray, labels: np.ndarray, xy: np.ndarray, size: int = 220, pad: int = 8) -> np.ndarray:
+    """A small RGB picture [size, size, 3] of the map (coords [N, 2], labels [N]) with a crosshair at xy [2].
+
+    Drawn with NumPy in about a millisecond, so it can follow every slider move inside the
+    fragment without resending the 10k-point interactive map.
+    """
+    lo, hi = coords.min(0), coords.max(0)
+    span = np.maximum(hi - lo, 1e-6)
+
+    def to_px(p: np.ndarray) -> np.ndarray:
+        q = (np.asarray(p, dtype=np.float64) - lo) / span
+        q = np.clip(q, -0.02, 1.02)
+        col = pad + q[..., 0] * (size - 1 - 2 * pad)
+        row = pad + (1.0 - q[..., 1]) * (size - 1 - 2 * pad)  # y axis points up
+        return np.stack([row, col], -1).round().astype(int).clip(0, size - 1)
+
+    img = np.full((size, size, 3), 255, dtype=np.uint8)
+    px = to_px(coords)
+    img[px[:, 0], px[:, 1]] = (0.45 * _PALETTE[labels] + 0.55 * 255).astype(np.uint8)  # faded points
+    r, c = to_px(xy)
+    img[max(r - 1, 0): r + 2, :] = (40, 40, 40)  # crosshair lines through the position
+    img[:, max(c - 1, 0): c + 2] = (40, 40, 40)
+    img[max(r - 5, 0): r + 6, max(c - 5, 0): c + 6] = (214, 39, 40)  # red square at the position
+    img[max(r - 2, 0): r + 3, max(c - 2, 0): c + 3] = (255, 255, 255)
+    return img

@@ -1,0 +1,503 @@
+"""Turn an uploaded picture of one handwritten digit into an MNIST-style [28, 28] array.
+
+MNIST itself was made this way (LeCun et al., "Gradient-based learning applied to document
+recognition", 1998, and the MNIST page): a white digit on black, size-normalised to fit a 20x20
+box keeping its aspect ratio (with anti-aliasing), then placed in a 28x28 field so that its centre
+of mass sits at the centre. `prepare_digit` reproduces that from a photo or a drawing:
+
+    bytes -> checked decode (format, size, bomb limits) -> frame 0, EXIF orientation
+          -> grayscale (alpha on white, high bit depths rescaled)
+          -> background surface removed, polarity decided, ink found with Otsu
+          -> specks dropped, soft stroke kept, thin strokes thickened
+          -> crop, fit in 20x20, centre of mass at (14, 14), max = 1.
+
+Every failure is an `UnusableImageError` (a `ValueError`) whose message tells a person what is
+wrong and what to upload instead; no Pillow/NumPy exception escapes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+__all__ = [
+    "UnusableImageError",
+    "prepare_digit",
+    "to_uint8_image",
+    "ACCEPTED_FORMATS",
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS",
+    "MIN_SIDE",
+    "MAX_ASPECT",
+    "MAX_INK_ASPECT",
+    "MNIST_SIZE",
+    "MNIST_BOX",
+    "TARGET_STROKE_PX",
+    "THIN_STROKE_PX",
+]
+
+logger = logging.getLogger(__name__)
+
+# --- Limits on what is accepted ---------------------------------------------------------------
+#: Formats checked from the decoded header, never from the file name. MPO is what Pillow calls
+#: the multi-picture JPEG many phone cameras write; it is a JPEG for our purposes.
+ACCEPTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP")
+# The decoders Pillow is allowed to try (MPO has no opener of its own: the JPEG one returns it).
+_OPEN_FORMATS = ["PNG", "JPEG", "GIF", "WEBP", "BMP"]
+_FORMATS_FOR_PEOPLE = "PNG, JPEG, GIF, WebP or BMP"
+#: Larger uploads are refused before decoding (a phone photo is 2-8 MB).
+MAX_FILE_BYTES = 20 * 1024 * 1024
+#: Pixel limit checked from the header, before the pixels are decoded: well under Pillow's own
+#: bomb limit (89 MP warns, 179 MP raises), so a small file claiming a huge size costs nothing.
+MAX_PIXELS = 40_000_000
+#: Smallest accepted width/height: below this there is no digit to see.
+MIN_SIDE = 8
+#: Widest accepted image aspect ratio (long side : short side).
+MAX_ASPECT = 20.0
+#: Widest accepted aspect ratio of the ink's bounding box; beyond it the ink is a line
+#: (a ruled line, a page edge), not a digit. Generous because a thin pen "1" is tall and narrow.
+MAX_INK_ASPECT = 40.0
+
+# --- MNIST geometry ---------------------------------------------------------------------------
+MNIST_SIZE = 28  #: output side, pixels
+MNIST_BOX = 20  #: the digit's longer side after size normalisation (LeCun et al.)
+#: Typical MNIST stroke width, pixels in the 28x28 image (median 2.6, 10th percentile 2.1,
+#: measured on the test set as 2*area/perimeter of pixels > 0.5). Strokes that would end up
+#: thinner than THIN_STROKE_PX (a pen line on a big photo) are thickened to about TARGET_STROKE_PX;
+#: strokes already in MNIST's own range are left alone.
+TARGET_STROKE_PX = 2.5
+THIN_STROKE_PX = 1.8
+
+# --- Ink detection ----------------------------------------------------------------------------
+#: Images are analysed with the longer side at most this: enough for a digit, and keeps the
+#: background fit, labelling and dilation to a few milliseconds.
+WORK_MAX_SIDE = 512
+#: Ink must differ from the fitted background by at least this (0..1 scale) ...
+MIN_INK_CONTRAST = 0.10
+#: ... and by this many noise standard deviations, so paper grain or sensor noise is not ink.
+NOISE_SIGMAS = 4.0
+#: Ink blobs smaller than this fraction of the largest blob are specks (dust, paper fibres).
+SPECK_FRACTION = 0.05
+#: Fewer ink pixels than this (at working size) is no digit.
+MIN_INK_PIXELS = 6
+#: Degree of the polynomial surface modelling uneven lighting (2 = gradients and vignetting).
+BACKGROUND_DEGREE = 2
+
+_HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+_UPLOAD_HINT = f"Upload a {_FORMATS_FOR_PEOPLE} picture of a single handwritten digit."
+
+
+class UnusableImageError(ValueError):
+    """The upload cannot be turned into a digit; `str(err)` is a message for the user."""
+
+
+# ==============================================================================================
+# Public API
+# ==============================================================================================
+def prepare_digit(data: bytes) -> np.ndarray:
+    """Decode an uploaded image file and normalise its digit the way MNIST was made.
+
+    Args:
+        data: the raw bytes of a PNG, JPEG, GIF, WebP or BMP file (bytearray/memoryview also ok).
+
+    Returns:
+        float32 array [28, 28] in [0, 1]: white digit on black, longer side of the ink 20 px,
+        intensity centre of mass at (row 14, col 14) (to the nearest pixel), max exactly 1.0.
+
+    Raises:
+        UnusableImageError: for anything that is not a usable picture of a digit.
+    """
+    raw = _check_bytes(data)
+    try:
+        gray = _decode_to_gray(raw)
+        ink = _extract_ink(gray)
+        return _mnist_normalise(ink)
+    except UnusableImageError:
+        raise
+    except Exception as exc:  # why: the contract is that no raw exception reaches the UI
+        logger.exception("unexpected failure while preparing an uploaded digit")
+        raise UnusableImageError(
+            "This image could not be processed. " + _UPLOAD_HINT
+        ) from exc
+
+
+def to_uint8_image(arr: np.ndarray, scale: int = 8) -> Image.Image:
+    """Render a [H, W] float image in [0, 1] as an 8-bit grayscale PIL image for display.
+
+    Upscaled `scale` times with NEAREST so each MNIST pixel stays a crisp square
+    (a [28, 28] input gives a 224x224 image with the default scale).
+    """
+    a = np.asarray(arr, dtype=np.float32)
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"expected a non-empty 2-D array, got shape {a.shape}")
+    if int(scale) != scale or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    u8 = np.round(np.clip(np.nan_to_num(a), 0.0, 1.0) * 255.0).astype(np.uint8)
+    img = Image.fromarray(u8)
+    return img.resize((a.shape[1] * int(scale), a.shape[0] * int(scale)), Image.Resampling.NEAREST)
+
+
+# ==============================================================================================
+# Decoding
+# ==============================================================================================
+def _check_bytes(data: object) -> bytes:
+    """Refuse non-bytes, empty and oversized inputs before anything is decoded."""
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if not isinstance(data, bytes):
+        raise UnusableImageError(
+            f"Expected the contents of an image file, got {type(data).__name__}. " + _UPLOAD_HINT
+        )
+    if not data:
+        raise UnusableImageError("The file is empty. " + _UPLOAD_HINT)
+    if len(data) > MAX_FILE_BYTES:
+        raise UnusableImageError(
+            f"The file is {len(data) / 2**20:.1f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB. "
+            "Upload a smaller image (a picture cropped around the digit is plenty)."
+        )
+    return data
+
+
+def _decode_to_gray(raw: bytes) -> np.ndarray:
+    """Decode frame 0 of an accepted image, upright, as grayscale at working size.
+
+    Returns:
+        float32 [H, W] in [0, 1] (0 = black), longer side <= WORK_MAX_SIDE.
+    """
+    try:
+        # `formats` restricts which decoders Pillow even tries: no TIFF, PSD, EPS (Ghostscript) ...
+        with Image.open(io.BytesIO(raw), formats=_OPEN_FORMATS) as img:
+            if img.format not in ACCEPTED_FORMATS:  # belt and braces: a plugin could re-label
+                raise UnusableImageError(
+                    f"Images in {img.format} format are not supported. " + _UPLOAD_HINT
+                )
+            _check_dimensions(img.size)
+            if img.format in ("JPEG", "MPO"):
+                # why: lets libjpeg decode at 1/2..1/8 scale, so a 40 MP photo never needs 40 MP
+                # of memory; the result is still >= working size.
+                img.draft(img.mode, _working_size(img.size))
+            img.load()  # frame 0 of an animation: Image.open leaves the first frame current
+            img = _exif_upright(img)
+            gray = _to_gray_u8(img)
+    except UnusableImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise UnusableImageError(
+            "This file is not an image in a supported format. " + _UPLOAD_HINT
+        ) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # why: DecompressionBombError is NOT an OSError; Pillow raises it from open() for sizes
+        # far above its own limit (our header check handles the rest).
+        raise UnusableImageError(
+            f"The image claims to be enormous (over {MAX_PIXELS // 1_000_000} megapixels), "
+            "more than can be processed safely. Upload a smaller image."
+        ) from exc
+    except MemoryError as exc:
+        raise UnusableImageError("The image is too large to process. Upload a smaller image.") from exc
+    except Exception as exc:  # OSError (truncated), SyntaxError, ValueError, struct.error ...
+        raise UnusableImageError(
+            "The image file is damaged or incomplete and could not be decoded. "
+            "Re-save or re-export it, then upload it again as a " + _FORMATS_FOR_PEOPLE + " file."
+        ) from exc
+    return _to_working_array(gray)
+
+
+def _check_dimensions(size: tuple[int, int]) -> None:
+    """Refuse bombs, slivers and thumbnails from the header size (w, h), before decoding."""
+    w, h = size
+    if w < 1 or h < 1:
+        raise UnusableImageError("The image has no pixels. " + _UPLOAD_HINT)
+    if w * h > MAX_PIXELS:
+        raise UnusableImageError(
+            f"The image is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
+            f"{MAX_PIXELS // 1_000_000} megapixels. Upload a smaller image."
+        )
+    if min(w, h) < MIN_SIDE:
+        raise UnusableImageError(
+            f"The image is only {w}x{h} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed. "
+            "Upload a larger picture of the digit."
+        )
+    if max(w, h) / min(w, h) > MAX_ASPECT:
+        raise UnusableImageError(
+            f"The image is {w}x{h} pixels, a long thin strip (more than {MAX_ASPECT:.0f}:1). "
+            "Crop the picture roughly square around the digit and upload it again."
+        )
+
+
+def _working_size(size: tuple[int, int]) -> tuple[int, int]:
+    """(w, h) scaled down so the longer side is at most WORK_MAX_SIDE (never scaled up)."""
+    w, h = size
+    f = min(1.0, WORK_MAX_SIDE / max(w, h))
+    return max(1, round(w * f)), max(1, round(h * f))
+
+
+def _exif_upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF Orientation tag (phones store photos sideways plus a tag)."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # why: a corrupt EXIF block should not cost the user a readable photo
+        logger.warning("ignoring unreadable EXIF orientation", exc_info=True)
+        return img
+
+
+def _to_gray_u8(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> mode "L" (8-bit gray), transparency composited onto white.
+
+    High bit depths (I;16*, I, F) are stretched to 0..255 first: `convert("L")` would clip them
+    (a 16-bit value of 1000 becomes 255, i.e. the whole image turns white).
+    """
+    if img.mode in _HIGH_DEPTH_MODES:
+        a = np.asarray(img, dtype=np.float64)
+        a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(a.min()), float(a.max())
+        # why min-max rather than /65535: 12-bit sensors and float images use any range; the
+        # ink detection downstream only cares about relative levels.
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        return Image.fromarray(np.round(a).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        # why: transparent pixels carry arbitrary (often black) colour under alpha 0; a drawing
+        # exported with a transparent background would otherwise become a black sheet.
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("L")
+    if img.mode not in ("L", "RGB", "P", "1"):
+        img = img.convert("RGB")  # CMYK, YCbCr, LAB ...: via RGB, which every mode supports
+    return img.convert("L")
+
+
+def _to_working_array(gray: Image.Image) -> np.ndarray:
+    """Mode "L" image -> float32 [H, W] in [0, 1], area-averaged down to working size."""
+    size = _working_size(gray.size)
+    if size != gray.size:
+        gray = gray.resize(size, Image.Resampling.BOX)  # BOX = area average: anti-aliased
+    return np.asarray(gray, dtype=np.float32) / 255.0
+
+
+# ==============================================================================================
+# Ink extraction
+# ==============================================================================================
+def _extract_ink(gray: np.ndarray) -> np.ndarray:
+    """Find the digit in a grayscale picture and return it as a soft white-on-black stroke.
+
+    Args:
+        gray: float32 [H, W] in [0, 1].
+
+    Returns:
+        float32 [H, W] in [0, 1]: 0 on background, ~1 on the stroke core, soft edges.
+    """
+    background, sigma = _fit_background(gray)
+    resid = gray - background
+    ink = _ink_polarity(resid, sigma)  # ink now bright, background ~0, whichever way it came
+    _require_contrast(ink, sigma)
+    threshold = max(_otsu_threshold(ink), 3.0 * sigma, 0.5 * MIN_INK_CONTRAST)
+    mask = _drop_specks(ink > threshold)
+    if mask.sum() < MIN_INK_PIXELS:
+        raise UnusableImageError(_blank_message())
+    return _soft_stroke(ink, mask, threshold)
+
+
+def _poly_design(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], degree: int) -> np.ndarray:
+    """Polynomial terms x^i y^j (i + j <= degree) at pixel coordinates scaled to [-1, 1]: [N, T]."""
+    y = rows / max(shape[0] - 1, 1) * 2.0 - 1.0
+    x = cols / max(shape[1] - 1, 1) * 2.0 - 1.0
+    terms = [x**i * y**j for i in range(degree + 1) for j in range(degree + 1 - i)]
+    return np.stack(terms, axis=1)
+
+
+def _robust_sigma(r: np.ndarray) -> float:
+    """Noise standard deviation from the median absolute deviation (robust to ink outliers)."""
+    if r.size == 0:
+        return 1.0 / 255.0
+    return max(1.4826 * float(np.median(np.abs(r - np.median(r)))), 0.5 / 255.0)
+
+
+def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """Model paper + lighting as a smooth polynomial surface fitted to non-ink pixels.
+
+    Starts from the border (the background by assumption: people photograph a digit in the
+    middle), then iteratively refits on every pixel within 3 sigma of the surface, so strokes of
+    any thickness are excluded and lighting gradients / vignetting are followed.
+
+    Returns:
+        background: float32 [H, W]; sigma: robust noise level of the background (0..1 units).
+    """
+    h, w = gray.shape
+    step = max(1, max(h, w) // 128)  # fit on a <= 128x128 subsample: plenty for a smooth surface
+    rr, cc = np.mgrid[0:h:step, 0:w:step]
+    vals = gray[::step, ::step].ravel().astype(np.float64)
+    rr, cc = rr.ravel(), cc.ravel()
+    band = max(1, round(0.05 * min(h, w)))
+    border = (rr < band) | (rr >= h - band) | (cc < band) | (cc >= w - band)
+
+    keep, coef, degree = border, None, 0
+    for stage_degree, rounds in ((1, 3), (BACKGROUND_DEGREE, 4)):
+        design = _poly_design(rr, cc, (h, w), stage_degree)
+        for _ in range(rounds):
+            if keep.sum() < design.shape[1] * 3:  # too few samples to fit this surface
+                break
+            coef, degree = np.linalg.lstsq(design[keep], vals[keep], rcond=None)[0], stage_degree
+            resid = vals - design @ coef
+            keep = np.abs(resid) <= 3.0 * _robust_sigma(resid[keep])
+    if coef is None:  # cannot happen for images >= MIN_SIDE, but never fit on nothing
+        coef, degree = np.array([float(np.median(vals))]), 0
+    resid = vals - _poly_design(rr, cc, (h, w), degree) @ coef
+    sigma = _robust_sigma(resid[np.abs(resid) <= 3.0 * _robust_sigma(resid)])
+
+    full_r, full_c = np.mgrid[0:h, 0:w]
+    full = _poly_design(full_r.ravel(), full_c.ravel(), (h, w), degree) @ coef
+    return full.reshape(h, w).astype(np.float32), sigma
+
+
+def _ink_polarity(resid: np.ndarray, sigma: float) -> np.ndarray:
+    """Return the residual with ink positive: [H, W] float32 >= 0.
+
+    Ink is whichever side of the background has the heavier tail beyond 3 sigma: a dark digit
+    on paper is a heavy negative tail, a light digit on a dark board a heavy positive one.
+    """
+    dark = float(np.clip(-resid - 3.0 * sigma, 0.0, None).sum())
+    light = float(np.clip(resid - 3.0 * sigma, 0.0, None).sum())
+    ink = -resid if dark > light else resid
+    return np.clip(ink, 0.0, None).astype(np.float32)
+
+
+def _require_contrast(ink: np.ndarray, sigma: float) -> None:
+    """Raise if nothing stands out from the background (blank, uniform or pure noise)."""
+    # why the 3x3 mean: a single hot pixel is noise, a stroke survives averaging
+    peak = float(ndimage.uniform_filter(ink, size=3).max()) if min(ink.shape) >= 3 else float(ink.max())
+    if peak < max(MIN_INK_CONTRAST, NOISE_SIGMAS * sigma):
+        raise UnusableImageError(_blank_message())
+
+
+def _blank_message() -> str:
+    return (
+        "No digit found: the image looks blank or nearly uniform. Upload a picture of one "
+        "digit, dark on light paper or light on a dark background, filling a good part of the frame."
+    )
+
+
+def _otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold (1979): the level that maximises the between-class variance."""
+    top = float(values.max())
+    if top <= 0.0:
+        return 0.0
+    hist, edges = np.histogram(values, bins=256, range=(0.0, top))
+    p = hist.astype(np.float64) / hist.sum()
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    w0 = np.cumsum(p)
+    m = np.cumsum(p * centres)
+    w1 = 1.0 - w0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (m[-1] * w0 - m) ** 2 / (w0 * w1)
+    between = np.nan_to_num(between, nan=0.0, posinf=0.0)
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def _drop_specks(mask: np.ndarray) -> np.ndarray:
+    """Keep the digit's blobs, drop dust and paper texture: [H, W] bool -> [H, W] bool.
+
+    Blobs are grouped after a small dilation so a stroke broken by uneven ink stays one blob;
+    groups with less than SPECK_FRACTION of the largest group's ink are removed.
+    """
+    if not mask.any():
+        return mask
+    link = max(1, round(0.01 * max(mask.shape)))
+    grouped = ndimage.binary_dilation(mask, iterations=link)
+    labels, n = ndimage.label(grouped, structure=np.ones((3, 3), dtype=bool))
+    if n <= 1:
+        return mask
+    ink_per_label = np.bincount(labels[mask], minlength=n + 1)
+    ink_per_label[0] = 0
+    keep = ink_per_label >= SPECK_FRACTION * ink_per_label.max()
+    return mask & keep[labels]
+
+
+def _soft_stroke(ink: np.ndarray, mask: np.ndarray, threshold: float) -> np.ndarray:
+    """Anti-aliased stroke: ink scaled so its typical level is 1, limited to near the mask.
+
+    A pure binary mask would lose the anti-aliased edges MNIST has; scaling by the median ink
+    level makes faint pencil and dark marker alike. Returns float32 [H, W] in [0, 1].
+    """
+    level = float(np.median(ink[mask]))
+    floor = 0.5 * threshold  # below half the threshold it is background texture, not edge
+    soft = np.clip((ink - floor) / max(level - floor, 1e-6), 0.0, 1.0)
+    support = ndimage.binary_dilation(mask, iterations=1)  # keep the 1-px anti-aliased rim
+    return (soft * support).astype(np.float32)
+
+
+# ==============================================================================================
+# MNIST normalisation
+# ==============================================================================================
+def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box (top, bottom, left, right), exclusive ends, of the non-zero pixels of [H, W]."""
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in pixels of a [H, W] bool mask: 2 * area / boundary length.
+
+    A stroke of width w and length L has area w*L and about 2L boundary pixels.
+    """
+    area = int(mask.sum())
+    boundary = area - int(ndimage.binary_erosion(mask).sum())
+    return 2.0 * area / max(boundary, 1)
+
+
+def _thicken(ink: np.ndarray) -> np.ndarray:
+    """Dilate thin strokes so that after the 20 px fit they are about TARGET_STROKE_PX wide.
+
+    A pen line on a large photo would shrink to a faint sub-pixel trace, unlike MNIST's strokes.
+    """
+    top, bottom, left, right = _ink_box(ink)
+    scale = MNIST_BOX / max(bottom - top, right - left)
+    width_out = _stroke_width(ink > 0.5) * scale
+    if width_out >= THIN_STROKE_PX:
+        return ink
+    radius = round((TARGET_STROKE_PX - width_out) / scale / 2.0)
+    if radius < 1:
+        return ink
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    disk = yy**2 + xx**2 <= radius**2
+    return ndimage.grey_dilation(ink, footprint=disk)
+
+
+def _check_ink_shape(box: tuple[int, int, int, int]) -> None:
+    """Refuse ink that is a line (a ruled line or page edge, not a digit)."""
+    top, bottom, left, right = box
+    h, w = bottom - top, right - left
+    if max(h, w) / min(h, w) > MAX_INK_ASPECT:
+        raise UnusableImageError(
+            "The only marks found form a long thin line, not a digit. Upload a picture "
+            "of a single digit, cropped so that no ruled lines or page edges show."
+        )
+
+
+def _mnist_normalise(ink: np.ndarray) -> np.ndarray:
+    """Soft ink [H, W] -> MNIST [28, 28] float32: fit 20x20 box, centre of mass at (14, 14)."""
+    _check_ink_shape(_ink_box(ink))
+    ink = _thicken(ink)
+    top, bottom, left, right = _ink_box(ink)
+    crop = ink[top:bottom, left:right]
+    h, w = crop.shape
+    scale = MNIST_BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL wants (w, h)
+    # LANCZOS on the float crop: anti-aliased whether shrinking a photo or enlarging a thumbnail
+    small = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS))
+    small = np.clip(small, 0.0, 1.0)
+    if small.max() <= 0.0:
+        raise UnusableImageError(_blank_message())
+
+    # Centre of mass to (14, 14) by an integer shift, as MNIST did (its centroids scatter
+    # +-0.29 px around (14, 14): the spread of rounding), clipped so nothing is cut off.
+    cy, cx = ndimage.center_of_mass(small)
+    ph, pw = small.shape
+    top = int(np.clip(round(MNIST_SIZE / 2 - cy), 0, MNIST_SIZE - ph))
+    left = int(np.clip(round(MNIST_SIZE / 2 - cx), 0, MNIST_SIZE - pw))
+    out = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
+    out[top : top + ph, left : left + pw] = small
+    return out / out.max()

@@ -1,0 +1,237 @@
+"""VAE latent-space explorer: `streamlit run streamlit_app.py`.
+
+Layout and wiring only: every computation is a tested function in explorer/. The model and its
+latent atlas (encoded test set, PCA, t-SNE) are loaded from disk, never computed at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from explorer import bundle, codes, figures, projection, state
+from explorer.preprocess import UnusableImageError, prepare_digit
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp"]
+NOISE_SAMPLES = 15
+NEIGHBOURS = 8
+
+IDEA = """
+**What a VAE adds to an autoencoder.** The encoder does not output one code but a Gaussian
+q(z|x) = N(mu, sigma²): training decodes a *noisy* code z = mu + sigma·eps. The KL term pulls every
+q(z|x) toward the prior N(0, I), which wants sigma near 1 and mu near 0; the reconstruction term
+wants sigma near 0 so the decoder sees exactly the code it needs. The two fight: the sigma you see
+per dimension is their truce, and dimensions whose KL is ~0 have given up and carry no information.
+"""
+
+
+@st.cache_resource(show_spinner="Loading the model and its latent atlas…", max_entries=4)
+def load_model(path: str, mtime_ns: int) -> bundle.ExplorerModel:
+    """Cached per file version (mtime), shared by all sessions; treat as read-only."""
+    return bundle.load_explorer_model(path)
+
+
+@st.cache_resource(max_entries=16)
+def map_figure(_m: bundle.ExplorerModel, sha: str, proj: str, markers: tuple) -> go.Figure:
+    """The 10k-point map, built once per (model, projection, markers): building it costs ~0.2 s."""
+    coords = projection.map_coords(_m.atlas, proj)
+    marks = [(name, np.array(xy), symbol) for name, xy, symbol in markers]
+    return figures.latent_map_figure(coords, _m.atlas["labels"], proj, marks)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def analyse_upload(_m: bundle.ExplorerModel, sha: str, data: bytes) -> dict[str, Any]:
+    """Normalise an uploaded image and encode it; raises UnusableImageError for unusable files."""
+    image = prepare_digit(data)
+    mu, sigma = codes.encode(_m.model, image)
+    idx, _ = projection.nearest(mu, _m.atlas["mu"], NEIGHBOURS)
+    return {"image": image, "mu": mu, "sigma": sigma, "recon": codes.decode(_m.model, mu),
+            "elbo": codes.elbo_split(_m.model, image), "neighbours": idx}
+
+
+# --- callbacks (run before widgets are drawn, so they may set slider values) ----------------
+
+def _reset(dim: int) -> None:
+    state.set_sliders(st.session_state, np.zeros(dim, np.float32))
+
+
+def _random_prior(dim: int) -> None:
+    state.set_sliders(st.session_state, codes.sample_prior(dim, np.random.default_rng()))
+
+
+def _random_class(m: bundle.ExplorerModel) -> None:
+    digit = int(st.session_state.get("class_digit", 0))
+    mean, cov = codes.class_gaussian(m.atlas["mu"], m.atlas["labels"], digit)
+    state.set_sliders(st.session_state, codes.sample_class(mean, cov, np.random.default_rng()))
+
+
+def _load_code(z: np.ndarray) -> None:
+    state.set_sliders(st.session_state, z)
+
+
+# --- panels ---------------------------------------------------------------------------------
+
+def sidebar_ui(m: bundle.ExplorerModel) -> None:
+    f = m.facts
+    st.sidebar.markdown(f"**{m.name}** · preset `{f['preset']}` · {f['latent_dim']}-d latent · {f['parameters']:,} parameters")
+    st.sidebar.caption(f"encoder {'-'.join(map(str, f['encoder']))}, decoder {'-'.join(map(str, f['decoder']))}")
+    a, b = st.sidebar.columns(2)
+    a.metric("test −ELBO", f"{f['test_neg_elbo']:.1f}" if f["test_neg_elbo"] is not None else "–", help="nats, dynamically binarised MNIST test set")
+    b.metric(f"test NLL (k={f['iw_samples']})" if f["iw_samples"] else "test NLL", f"{f['test_nll']:.1f}" if f["test_nll"] is not None else "–",
+             help="importance-weighted estimate (IWAE bound), nats")
+    a.metric("active units", f"{f['active_units']} / {f['latent_dim']}" if f["active_units"] is not None else "–",
+             help="unit u is active if Cov_x(E_q[z_u]) > 0.01 (Burda et al. 2015)")
+    b.metric("epochs", f"{f['epochs_trained']}", help=f"best test ELBO at epoch {f['best_epoch']}")
+    with st.sidebar.expander("The idea: noise vs. reconstruction", expanded=True):
+        st.markdown(IDEA)
+
+
+@st.fragment
+def sliders_ui(m: bundle.ExplorerModel) -> None:
+    """Sliders, buttons, decoded digit and locator: one fragment, so moving a slider reruns only this."""
+    dim = m.latent_dim
+    st.subheader("Latent code → decoded digit")
+    b1, b2, b3, b4 = st.columns([1, 1.2, 0.8, 1.2], vertical_alignment="bottom")
+    b1.button("Reset to 0", on_click=_reset, args=(dim,), key="btn_reset", width="stretch")
+    b2.button("Random from prior", on_click=_random_prior, args=(dim,), key="btn_prior", width="stretch",
+              help="z ~ N(0, I): what the decoder makes of a typical prior draw")
+    b3.selectbox("digit", list(range(10)), key="class_digit", label_visibility="collapsed")
+    b4.button("Random of digit", on_click=_random_class, args=(m,), key="btn_class", width="stretch",
+              help="z from a Gaussian fitted to the posterior means of that digit's test images")
+    kl, active = m.atlas["kl_per_dim"], m.atlas["mu_variance"] > 0.01
+    img_col, slider_col = st.columns([1, 1.25])
+    with slider_col:
+        for i in range(dim):
+            note = "" if active[i] else " · inactive"
+            st.slider(f"z{i} · KL {kl[i]:.2f}{note}", -codes.SLIDER_LIMIT, codes.SLIDER_LIMIT, step=0.05,
+                      key=state.slider_key(i), help="mean KL of this dimension over the test set (nats); "
+                      "inactive: its posterior mean barely varies, so the decoder ignores it")
+    z = state.current_code(st.session_state, dim)
+    proj = st.session_state.get("projection") or "PCA"
+    with img_col:
+        st.image(figures.upscale(codes.decode(m.model, z), 8), caption="decoded pixel means", width=224)
+        xy = projection.place(z, m.atlas, proj)
+        st.image(figures.locator_image(projection.map_coords(m.atlas, proj), m.atlas["labels"], xy),
+                 caption=f"slider position on the {proj} map" + (" (placed by 10 nearest codes)" if proj == "t-SNE" else ""),
+                 width=224)
+
+
+def map_ui(m: bundle.ExplorerModel, upload: dict[str, Any] | None) -> None:
+    proj = st.segmented_control("Map", projection.PROJECTIONS, key="projection", required=True,
+                                help="PCA: a linear view, exact for any code. t-SNE: neighbourhoods, computed once at training time.")
+    proj = proj or "PCA"
+    markers = []
+    sel = st.session_state.get(state.SELECTED_KEY)
+    if sel is not None:
+        markers.append(("clicked digit", tuple(map(float, projection.map_coords(m.atlas, proj)[sel])), "star"))
+    if upload is not None:
+        markers.append(("your upload", tuple(map(float, projection.place(upload["mu"], m.atlas, proj))), "diamond"))
+    fig = map_figure(m, m.sha256, proj, tuple(markers))
+    st.plotly_chart(fig, key=state.MAP_KEY, on_select=lambda: state.on_map_select(st.session_state, m.atlas["mu"]),
+                    selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
+    st.caption("Click a point to load its code into the sliders; click legend entries to hide or show digits.")
+    if sel is not None:
+        a, b, c = st.columns([1, 1, 2])
+        a.image(figures.upscale(m.atlas["images"][sel].reshape(28, 28) / 255.0, 4), caption=f"test #{sel} (a {m.atlas['labels'][sel]})")
+        b.image(figures.upscale(codes.decode(m.model, m.atlas["mu"][sel]), 4), caption="its reconstruction")
+
+
+def upload_ui(m: bundle.ExplorerModel) -> dict[str, Any] | None:
+    st.subheader("Upload a digit")
+    f = st.file_uploader("A picture of one digit: PNG, JPEG, GIF, WebP or BMP. A phone photo of a digit on paper works.",
+                         type=UPLOAD_TYPES, key="upload", max_upload_size=20)
+    if f is None:
+        return None
+    try:
+        result = analyse_upload(m, m.sha256, f.getvalue())
+    except UnusableImageError as e:
+        st.error(f"Cannot use **{f.name}**: {e}")
+        return None
+    except Exception as e:  # noqa: BLE001 - a bad upload must never put a traceback in the UI
+        st.error(f"Cannot use **{f.name}**: the image could not be processed ({type(e).__name__}). Try a PNG or JPEG of one digit.")
+        return None
+    c1, c2, c3 = st.columns([1, 1, 2.2])
+    c1.image(figures.upscale(result["image"], 5), caption="normalised like MNIST (28×28)")
+    c2.image(figures.upscale(result["recon"], 5), caption="reconstruction from mu")
+    c2.button("Load its code into the sliders", on_click=_load_code, args=(result["mu"],), key="btn_load_upload")
+    with c3:
+        st.plotly_chart(figures.posterior_figure(result["mu"], result["sigma"], m.atlas["kl_per_dim"]), key="upload_posterior")
+    e = result["elbo"]
+    k1, k2, k3 = st.columns(3)
+    k1.metric("−ELBO", f"{e['neg_elbo']:.1f} nats")
+    k2.metric("reconstruction", f"{e['recon']:.1f} nats", help="Bernoulli cross-entropy of the grey levels, mean over 64 draws of z ~ q(z|x)")
+    k3.metric("KL to N(0, I)", f"{e['kl']:.1f} nats", help="what the code costs: how far q(z|x) is from the prior")
+    nb = result["neighbours"]
+    st.image(figures.image_grid(m.atlas["images"][nb].reshape(-1, 28, 28) / 255.0, cols=len(nb), scale=3),
+             caption="nearest test digits in latent space: " + ", ".join(str(int(m.atlas["labels"][i])) for i in nb))
+    return result
+
+
+def noise_ui(m: bundle.ExplorerModel, upload: dict[str, Any] | None) -> None:
+    st.subheader("Posterior noise: what the decoder sees during training")
+    options = []
+    sel = st.session_state.get(state.SELECTED_KEY)
+    if sel is not None:
+        options.append(f"clicked test digit #{sel}")
+    if upload is not None:
+        options.append("your upload")
+    if not options:
+        st.info("Click a point on the map or upload a digit to see decodes of z ~ q(z|x).")
+        return
+    choice = st.radio("digit", options, horizontal=True, key="noise_source", label_visibility="collapsed")
+    if choice == "your upload" and upload is not None:
+        mu, sigma = upload["mu"], upload["sigma"]
+    else:
+        mu, sigma = m.atlas["mu"][sel], np.exp(0.5 * m.atlas["logvar"][sel])
+    a, b = st.columns([1, 4])
+    a.image(figures.upscale(codes.decode(m.model, mu), 4), caption="decode of mu")
+    samples = codes.posterior_samples(m.model, mu, sigma, NOISE_SAMPLES, seed=0)
+    b.image(figures.image_grid(samples, cols=5, scale=3),
+            caption=f"{NOISE_SAMPLES} decodes of z = mu + sigma·eps (mean sigma {float(sigma.mean()):.2f})")
+    st.markdown(
+        "Each picture decodes a different draw z = mu + sigma·eps. **Sigma is learnt by the encoder**: the "
+        "reconstruction term wants it small (every draw should decode to this digit), the KL term wants it "
+        "close to 1 (every code should look like the prior). Where the draws still look alike, the decoder has "
+        "learnt to tolerate the noise; where they turn into other digits, the KL term is winning."
+    )
+
+
+def main() -> None:
+    st.set_page_config(page_title="VAE latent explorer", page_icon="🔢", layout="wide")
+    paths = bundle.list_checkpoints(bundle.models_dir())
+    if not paths:
+        st.error(f"No checkpoint in {bundle.models_dir()}. Train one with `python -m training`.")
+        return
+    names = [p.name for p in paths]
+    choice = st.sidebar.selectbox("Model", names, key="model_name", help="checkpoints in models/")
+    path = paths[names.index(choice)]
+    try:
+        m = load_model(str(path), path.stat().st_mtime_ns)
+    except bundle.ModelUnavailableError as e:
+        st.error(str(e))
+        return
+    sidebar_ui(m)
+    state.init_sliders(st.session_state, m.latent_dim)
+    st.session_state.setdefault("projection", "PCA")
+
+    st.title("What did the VAE learn?")
+    st.caption("Drag a slider to move through the 8-d latent space; click the map to jump to a test digit; upload your own.")
+    top, bottom, last = st.container(), st.container(), st.container()
+    with bottom:
+        st.divider()
+        upload = upload_ui(m)
+    with top:
+        left, right = st.columns([1, 1.45], gap="large")
+        with left:
+            sliders_ui(m)
+        with right:
+            map_ui(m, upload)
+    with last:
+        st.divider()
+        noise_ui(m, upload)
+
+
+main()

@@ -1,0 +1,193 @@
+"""Unit tests for every computation the app shows (explorer/ minus preprocessing)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from explorer import bundle, codes, figures, projection, state
+from training import atlas_path_for
+
+
+@pytest.fixture(scope="module")
+def em(tiny_models_dir) -> bundle.ExplorerModel:
+    return bundle.load_explorer_model(tiny_models_dir / "default.pt")
+
+
+# --- bundle ----------------------------------------------------------------------------------
+
+def test_list_checkpoints_skips_resume_files_and_puts_default_first(tmp_path):
+    for name in ("zeta.pt", "default.pt", "alpha.pt", "default.last.pt", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in bundle.list_checkpoints(tmp_path)] == ["default.pt", "alpha.pt", "zeta.pt"]
+    assert bundle.list_checkpoints(tmp_path / "missing") == []
+
+
+def test_load_explorer_model_facts(em):
+    assert em.latent_dim == 8 and not em.model.training
+    assert em.atlas["mu"].shape == (300, 8) and em.atlas["tsne"].shape == (300, 2)
+    f = em.facts
+    assert f["latent_dim"] == 8 and f["epochs_trained"] == 3 and f["iw_samples"] == 5
+    assert np.isfinite(f["test_nll"]) and 0 <= f["active_units"] <= 8 and f["encoder"] == [784, 32, 8]
+
+
+def test_missing_atlas_says_how_to_fix(tmp_path, tiny_models_dir):
+    shutil.copy(tiny_models_dir / "default.pt", tmp_path / "m.pt")
+    with pytest.raises(bundle.ModelUnavailableError, match="python -m training.export"):
+        bundle.load_explorer_model(tmp_path / "m.pt")
+
+
+def test_stale_atlas_is_refused(tmp_path, tiny_models_dir):
+    ckpt = tmp_path / "m.pt"
+    shutil.copy(tiny_models_dir / "default.pt", ckpt)
+    shutil.copy(atlas_path_for(tiny_models_dir / "default.pt"), atlas_path_for(ckpt))
+    ckpt.write_bytes(ckpt.read_bytes() + b"\0")  # another version of the checkpoint file
+    with pytest.raises(bundle.ModelUnavailableError):
+        bundle.load_explorer_model(ckpt)
+
+
+def test_broken_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "bad.pt").write_text("not a checkpoint")
+    with pytest.raises(bundle.ModelUnavailableError, match="bad.pt"):
+        bundle.load_explorer_model(tmp_path / "bad.pt")
+
+
+# --- codes ------------------------------------------------------------------------------------
+
+def test_decode_shapes_and_range(em):
+    one = codes.decode(em.model, np.zeros(8, np.float32))
+    many = codes.decode(em.model, np.zeros((3, 8), np.float32))
+    assert one.shape == (28, 28) and many.shape == (3, 28, 28)
+    assert one.dtype == np.float32 and 0 <= one.min() and one.max() <= 1
+    assert not np.allclose(one, codes.decode(em.model, np.full(8, 3.0, np.float32)))
+
+
+def test_encode_and_posterior_samples(em):
+    img = em.atlas["images"][0].reshape(28, 28) / 255.0
+    mu, sigma = codes.encode(em.model, img)
+    assert np.allclose(mu, em.atlas["mu"][0], atol=1e-5)
+    assert np.allclose(sigma, np.exp(0.5 * em.atlas["logvar"][0]), atol=1e-5)
+    s1 = codes.posterior_samples(em.model, mu, sigma, 6, seed=0)
+    s2 = codes.posterior_samples(em.model, mu, sigma, 6, seed=0)
+    assert s1.shape == (6, 28, 28) and np.array_equal(s1, s2)
+    assert not np.allclose(s1[0], s1[1])  # the draws differ: that is the noise being shown
+    still = codes.posterior_samples(em.model, mu, np.zeros_like(sigma), 2)
+    assert np.allclose(still[0], codes.decode(em.model, mu), atol=1e-6)
+
+
+def test_elbo_split(em):
+    img = em.atlas["images"][1].reshape(28, 28) / 255.0
+    e = codes.elbo_split(em.model, img)
+    assert e["neg_elbo"] == pytest.approx(e["recon"] + e["kl"]) and e["kl"] > 0 and e["recon"] > 0
+    mu, sigma = codes.encode(em.model, img)
+    assert e["kl"] == pytest.approx(0.5 * float((mu**2 + sigma**2 - 1 - 2 * np.log(sigma)).sum()), rel=1e-4)
+
+
+def test_class_gaussian_and_sampling():
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(500, 3)).astype(np.float32)
+    labels = np.repeat(np.arange(10), 50)
+    mu[labels == 7] += 2.0
+    mean, cov = codes.class_gaussian(mu, labels, 7)
+    assert np.allclose(mean, mu[labels == 7].mean(0)) and np.allclose(cov, np.cov(mu[labels == 7].T))
+    draws = np.array([codes.sample_class(mean, cov, rng) for _ in range(400)])
+    assert np.allclose(draws.mean(0), mean, atol=0.25)
+    assert np.abs(codes.sample_prior(8, rng)).max() <= codes.SLIDER_LIMIT
+    assert codes.clip_code(np.array([9.0, -9.0, 0.5])).tolist() == [4.0, -4.0, 0.5]
+    with pytest.raises(ValueError):
+        codes.class_gaussian(mu, labels, 11)
+
+
+# --- projection -------------------------------------------------------------------------------
+
+def test_pca_projection_is_exact_for_atlas_codes(em):
+    a = em.atlas
+    assert np.allclose(projection.pca_project(a["mu"], a["pca_mean"], a["pca_components"]), a["pca"], atol=1e-4)
+    assert np.allclose(projection.place(a["mu"][5], a, "PCA"), a["pca"][5], atol=1e-4)
+
+
+def test_knn_placement(em):
+    a = em.atlas
+    # A code equal to a test code lands (almost) on that code's t-SNE position.
+    assert np.allclose(projection.place(a["mu"][7], a, "t-SNE"), a["tsne"][7], atol=1e-2)
+    mu = np.array([[0.0, 0], [1, 0], [10, 10]], np.float32)
+    coords = np.array([[0.0, 0], [2, 0], [100, 100]], np.float32)
+    assert np.allclose(projection.knn_place(np.array([0.5, 0], np.float32), mu, coords, k=2), [1.0, 0.0])
+    idx, dist = projection.nearest(np.array([0.9, 0], np.float32), mu, 2)
+    assert idx.tolist() == [1, 0] and dist[0] == pytest.approx(0.1, abs=1e-6)
+    with pytest.raises(ValueError):
+        projection.map_coords(a, "UMAP")
+
+
+# --- state / callbacks ------------------------------------------------------------------------
+
+def test_slider_state_roundtrip():
+    s: dict = {}
+    state.init_sliders(s, 3)
+    assert s == {"z0": 0.0, "z1": 0.0, "z2": 0.0}
+    s["z1"] = 1.5
+    state.init_sliders(s, 3)
+    assert s["z1"] == 1.5  # existing values survive
+    state.set_sliders(s, np.array([7.0, -0.123, 1.0]))
+    assert s == {"z0": 4.0, "z1": -0.12, "z2": 1.0} and all(type(v) is float for v in s.values())
+    assert state.current_code(s, 3).tolist() == pytest.approx([4.0, -0.12, 1.0])
+
+
+@pytest.mark.parametrize("customdata", [[42], 42, (42,)])
+def test_map_click_loads_posterior_mean(customdata):
+    mu = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
+    s = {state.MAP_KEY: {"selection": {"points": [{"curve_number": 3, "point_index": 0, "customdata": customdata}]}}}
+    assert state.on_map_select(s, mu) == 42
+    assert s[state.SELECTED_KEY] == 42
+    assert state.current_code(s, 8) == pytest.approx(np.clip(mu[42], -4, 4).round(2), abs=1e-6)
+
+
+@pytest.mark.parametrize("selection", [None, {}, {"selection": {"points": []}}, {"selection": {"points": [{"x": 1}]}},
+                                       {"selection": {"points": [{"customdata": [500]}]}}])
+def test_map_click_without_a_usable_point_changes_nothing(selection):
+    s = {state.MAP_KEY: selection, "z0": 1.0}
+    assert state.on_map_select(s, np.zeros((100, 1), np.float32)) is None
+    assert s["z0"] == 1.0 and state.SELECTED_KEY not in s
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+def test_latent_map_figure(em):
+    a = em.atlas
+    fig = figures.latent_map_figure(a["tsne"], a["labels"], "t-SNE", [("your upload", np.array([0.0, 1.0]), "diamond")])
+    digit_traces = [t for t in fig.data if isinstance(t, go.Scattergl)]
+    assert [t.name for t in digit_traces] == [str(d) for d in range(10)]
+    index = np.concatenate([t.customdata for t in digit_traces])
+    assert sorted(index.tolist()) == list(range(300))  # every test digit once, by its row index
+    t3 = digit_traces[3]
+    assert (a["labels"][t3.customdata] == 3).all() and np.allclose(t3.x, a["tsne"][t3.customdata, 0])
+    assert fig.data[-1].name == "your upload" and fig.data[-1].x == (0.0,)
+    assert "test index" in t3.hovertemplate
+
+
+def test_posterior_figure():
+    fig = figures.posterior_figure(np.array([0.5, -1.0]), np.array([0.1, 0.9]), np.array([2.0, 0.01]))
+    assert list(fig.data[0].x) == [0.5, -1.0] and list(fig.data[0].error_x.array) == [0.1, 0.9]
+
+
+def test_upscale_and_grid():
+    img = np.zeros((28, 28), np.float32)
+    img[3, 4] = 1.0
+    big = figures.upscale(img, 8)
+    assert big.shape == (224, 224) and big.dtype == np.uint8
+    assert (big[24:32, 32:40] == 255).all() and big[23, 32] == 0 and big.sum() == 255 * 64  # crisp pixels
+    grid = figures.image_grid(np.stack([img] * 7), cols=3, scale=2, gap=2)
+    assert grid.shape == (3 * 56 + 2 * 2, 3 * 56 + 2 * 2)
+
+
+def test_locator_marks_the_position():
+    coords = np.array([[0.0, 0.0], [10.0, 10.0], [5.0, 2.0]], np.float32)
+    labels = np.array([0, 1, 2])
+    img = figures.locator_image(coords, labels, np.array([10.0, 10.0]), size=100, pad=8)
+    assert img.shape == (100, 100, 3)
+    assert tuple(img[8, 91 - 5]) == (214, 39, 40)  # red marker around the top-right corner (x=max, y=max)
+    other = figures.locator_image(coords, labels, np.array([0.0, 0.0]), size=100, pad=8)
+    assert not np.array_equal(img, other)
