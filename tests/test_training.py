@@ -7,6 +7,7 @@ import math
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
@@ -276,3 +277,42 @@ def test_cli_smoke_one_epoch_with_atlas(tmp_path, tiny_mnist, monkeypatch, capsy
 
 def test_default_checkpoint_path_is_in_models():
     assert DEFAULT_CHECKPOINT.parent.name == "models" and DEFAULT_CHECKPOINT.suffix == ".pt"
+
+
+def _use_tiny_md5(monkeypatch, md5):
+    from training import data
+
+    monkeypatch.setattr(data, "MNIST_FILES", md5)
+    monkeypatch.setattr(data.ensure_mnist, "__defaults__", (data.DEFAULT_ROOT, md5, None))
+    monkeypatch.setattr(data.load_mnist, "__defaults__", (data.DEFAULT_ROOT, True, md5))
+
+
+def test_evaluate_cli_json(tmp_path, tiny_mnist, good_ckpt, monkeypatch, capsys):
+    import json
+
+    from training import evaluate
+
+    root, md5 = tiny_mnist
+    _use_tiny_md5(monkeypatch, md5)
+    assert evaluate.main([str(good_ckpt), "--iw-samples", "20", "--json", "--data-root", str(root)]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["n"] == 64 and m["iw_samples"] == 20 and len(m["kl_per_dim"]) == 4
+    assert m["neg_elbo"] == pytest.approx(m["recon"] + m["kl"])
+    assert m["nll"] <= m["neg_elbo"] + 1.0  # the IWAE estimate is (nearly always) the tighter one
+    assert evaluate.main([str(tmp_path / "missing.pt"), "--data-root", str(root)]) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+def test_export_cli_writes_atlas_tied_to_checkpoint(tiny_mnist, good_ckpt, monkeypatch, capsys):
+    from training import export
+    from training.atlas import atlas_path_for, load_atlas
+    from training.checkpoint import file_sha256
+
+    root, md5 = tiny_mnist
+    _use_tiny_md5(monkeypatch, md5)
+    assert export.main([str(good_ckpt), "--iw-samples", "0", "--data-root", str(root)]) == 0
+    atlas = load_atlas(atlas_path_for(good_ckpt))
+    assert atlas["checkpoint_sha256"] == file_sha256(good_ckpt)
+    assert atlas["pca"].shape == (64, 2) and atlas["labels"].dtype == np.uint8 and "nll" not in atlas["metrics"]
+    # PCA coordinates are the exact linear projection of mu
+    assert np.allclose((atlas["mu"] - atlas["pca_mean"]) @ atlas["pca_components"].T, atlas["pca"], atol=1e-4)

@@ -110,20 +110,20 @@ def format_report(m: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from training.checkpoint import CheckpointError, load_vae
-    from training.data import load_mnist
+    from training.data import DEFAULT_ROOT, MnistUnavailableError, load_mnist
 
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--iw-samples", type=int, default=1000, help="importance samples for the NLL (0 skips it)")
-    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--data-root", default=str(DEFAULT_ROOT))
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)
     try:
         model = load_vae(args.checkpoint)
-    except CheckpointError as e:
+        images, _ = load_mnist(args.data_root, train=False)
+    except (CheckpointError, MnistUnavailableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    images, _ = load_mnist(args.data_root, train=False)
     metrics = evaluate(model, images, args.iw_samples, progress=not args.json)
     print(json.dumps(metrics) if args.json else format_report(metrics))
     return 0
