@@ -1,0 +1,65 @@
+"""explorer.bench on the tiny model: every directly timed figure is a positive finite number and
+`main --quick` prints well-formed `name=value (target <= T) PASS|MISS` lines. No timing assertions."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from explorer import bench
+from explorer.bundle import MODELS_DIR_ENV
+
+LINE = re.compile(r"^(?P<name>[a-z0-9_]+)=(?P<value>\d+(\.\d+)?) \(target <= (?P<target>\d+(\.\d+)?)\) (PASS|MISS)$")
+
+
+@pytest.fixture(scope="module")
+def em(tiny_models_dir):
+    return bench.load_first_model(tiny_models_dir)
+
+
+def positive_finite(x: float) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+@pytest.mark.parametrize("proj", ["PCA", "t-SNE"])
+def test_fragment_body_time(em, proj):
+    assert positive_finite(bench.fragment_body(em, proj, repeats=3))
+
+
+@pytest.mark.parametrize("label,filename,mime", bench.UPLOADS)
+def test_upload_direct_time(em, label, filename, mime):
+    data = (bench.ASSETS / filename).read_bytes()
+    assert positive_finite(bench.upload_direct(em, data, repeats=2))
+
+
+def test_tsne_place_time(em):
+    assert positive_finite(bench.tsne_place(em, n=20))
+
+
+def test_fragment_only_source_keeps_the_app_but_not_its_main_call():
+    src = bench.fragment_only_source()
+    compile(src, "fragment_only", "exec")
+    assert "def sliders_ui" in src and src.rstrip().endswith("sliders_ui(_m)")
+    assert not any(line.strip() == "main()" for line in src.splitlines())
+
+
+def test_figure_line_format():
+    assert bench.Figure("cold_start_apptest_s", 2.414, 3.0).line() == "cold_start_apptest_s=2.41 (target <= 3) PASS"
+    assert bench.Figure("tsne_place_ms", 51.0, 50.0).line() == "tsne_place_ms=51.0 (target <= 50) MISS"
+
+
+def test_main_quick_prints_every_in_process_figure(tiny_models_dir, monkeypatch, capsys):
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tiny_models_dir))  # main sets it too; restored afterwards
+    assert bench.main(["--models", str(tiny_models_dir), "--repeats", "2", "--quick"]) == 0
+    out = [line for line in capsys.readouterr().out.splitlines() if line and not line.startswith("#")]
+    names = []
+    for line in out:
+        m = LINE.match(line)
+        assert m, f"malformed line: {line!r}"
+        assert math.isfinite(float(m["value"]))
+        names.append(m["name"])
+    assert names == ["slider_rerun_apptest_ms", "fragment_rerun_apptest_ms", "fragment_body_pca_ms",
+                     "fragment_body_tsne_ms", "upload_direct_photo_ms", "upload_apptest_photo_ms",
+                     "upload_direct_clean_ms", "upload_apptest_clean_ms", "tsne_place_ms"]
