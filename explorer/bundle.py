@@ -1,7 +1,8 @@
 """Find checkpoints and load a model together with its latent atlas, with clear errors.
 
 The app never encodes the test set or runs t-SNE: everything about the test set comes from the
-atlas written at training time (training.atlas).
+atlas written at training time (training.atlas), and so do the weights, run in NumPy. Nothing here
+imports torch; the checkpoint file is only hashed, to check the atlas belongs to it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training import DEFAULT_CHECKPOINT, VAE, atlas_path_for, load_atlas
-from training.checkpoint import CheckpointError, file_sha256, model_from_checkpoint, read_checkpoint
+from explorer.numpy_vae import NumpyVAE
+from training import DEFAULT_CHECKPOINT
+from training.atlas_io import atlas_path_for, load_atlas
+from training.fileio import file_sha256
 
 MODELS_DIR_ENV = "VAE_EXPLORER_MODELS"  # lets tests and users point the app at another folder
 
@@ -28,7 +31,7 @@ class ExplorerModel:
     name: str
     path: Path
     sha256: str
-    model: VAE
+    model: NumpyVAE
     atlas: dict[str, Any]
     facts: dict[str, Any]
 
@@ -51,34 +54,32 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
     return sorted(paths, key=lambda p: p.name != DEFAULT_CHECKPOINT.name)
 
 
-def model_facts(ckpt: dict[str, Any], atlas: dict[str, Any], model: VAE) -> dict[str, Any]:
+def model_facts(atlas: dict[str, Any], model: NumpyVAE) -> dict[str, Any]:
     """Preset, sizes, epochs and test metrics for display; missing values are None."""
     metrics = atlas.get("metrics", {})
-    train_cfg = ckpt.get("train_config") or {}
-    history = ckpt.get("history") or []
+    info = atlas.get("checkpoint", {})
+    train_cfg = info.get("train_config") or {}
+    cfg = model.config
     return {
         "preset": train_cfg.get("preset"),
         "latent_dim": model.latent_dim,
         "parameters": model.num_parameters(),
-        "epochs_trained": len(history) or ckpt.get("epoch"),
-        "best_epoch": ckpt.get("epoch"),
+        "epochs_trained": info.get("epochs_trained"),
+        "best_epoch": info.get("best_epoch"),
         "test_neg_elbo": metrics.get("neg_elbo"),
         "test_nll": metrics.get("nll"),
         "iw_samples": metrics.get("iw_samples"),
         "active_units": metrics.get("active_units"),
-        "encoder": [model.config.input_dim, *model.config.encoder_hidden, model.latent_dim],
-        "decoder": [model.latent_dim, *model.config.decoder_hidden, model.config.input_dim],
+        "encoder": [cfg["input_dim"], *cfg["encoder_hidden"], model.latent_dim],
+        "decoder": [model.latent_dim, *cfg["decoder_hidden"], cfg["input_dim"]],
     }
 
 
 def load_explorer_model(path: str | Path) -> ExplorerModel:
     """Checkpoint + atlas at `path`. Raises ModelUnavailableError (a ValueError) with the fix."""
     path = Path(path)
-    try:
-        ckpt = read_checkpoint(path)
-        model = model_from_checkpoint(ckpt, path).eval()
-    except CheckpointError as e:
-        raise ModelUnavailableError(str(e)) from e
+    if not path.is_file():
+        raise ModelUnavailableError(f"checkpoint not found: {path}")
     atlas_file = atlas_path_for(path)
     if not atlas_file.is_file():
         raise ModelUnavailableError(f"{path.name} has no latent atlas ({atlas_file.name}); create it with "
@@ -91,6 +92,11 @@ def load_explorer_model(path: str | Path) -> ExplorerModel:
     if atlas["checkpoint_sha256"] != sha:
         raise ModelUnavailableError(f"{atlas_file.name} was made for another version of {path.name}; "
                                     f"rebuild it with `python -m training.export {path}`")
+    try:
+        model = NumpyVAE(atlas["checkpoint"]["model_config"], atlas["weights"])
+    except (KeyError, ValueError) as e:
+        raise ModelUnavailableError(f"{atlas_file.name} holds no usable weights ({e}); rebuild it with "
+                                    f"`python -m training.export {path}`") from e
     if atlas["mu"].shape[1] != model.latent_dim:
         raise ModelUnavailableError(f"{atlas_file.name} has {atlas['mu'].shape[1]}-d codes but the model is {model.latent_dim}-d")
-    return ExplorerModel(path.stem, path, sha, model, atlas, model_facts(ckpt, atlas, model))
+    return ExplorerModel(path.stem, path, sha, model, atlas, model_facts(atlas, model))

@@ -1,4 +1,4 @@
-"""Encoding, decoding and sampling of latent codes as NumPy in, NumPy out.
+"""Encoding, decoding and sampling of latent codes, NumPy in, NumPy out (no torch in the app).
 
 Images are float32 [28, 28] (or [B, 28, 28]) in [0, 1]; codes are float32 [D] (or [B, D]).
 """
@@ -6,53 +6,55 @@ Images are float32 [28, 28] (or [B, 28, 28]) in [0, 1]; codes are float32 [D] (o
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from training import VAE
-from training.loss import gaussian_kl
+from explorer.numpy_vae import NumpyVAE
 
 SLIDER_LIMIT = 4.0  # sliders span +-4: 99.99 % of the N(0, 1) prior mass per dimension
 
 
-@torch.no_grad()
-def decode(model: VAE, z: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp(-|x|) never overflows; the two branches are the same function.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.float32)
+
+
+def decode(model: NumpyVAE, z: np.ndarray) -> np.ndarray:
     """Pixel means sigmoid(decode(z)): z [D] -> [28, 28], z [B, D] -> [B, 28, 28]."""
-    zt = torch.as_tensor(np.asarray(z, dtype=np.float32))
-    img = torch.sigmoid(model.decode(zt)).numpy()
-    return img.reshape(*zt.shape[:-1], 28, 28)
+    z = np.asarray(z, dtype=np.float32)
+    return sigmoid(model.decode(z)).reshape(*z.shape[:-1], 28, 28)
 
 
-@torch.no_grad()
-def encode(model: VAE, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def encode(model: NumpyVAE, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """image [28, 28] in [0, 1] -> (mu [D], sigma [D]) of q(z|x)."""
-    x = torch.as_tensor(np.asarray(image, dtype=np.float32).reshape(1, 784))
-    mu, logvar = model.encode(x)
-    return mu[0].numpy(), torch.exp(0.5 * logvar[0]).numpy()
+    mu, logvar = model.encode(np.asarray(image, dtype=np.float32).reshape(1, 784))
+    return mu[0], np.exp(0.5 * logvar[0]).astype(np.float32)
 
 
-@torch.no_grad()
-def posterior_samples(model: VAE, mu: np.ndarray, sigma: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+def posterior_samples(model: NumpyVAE, mu: np.ndarray, sigma: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """Decodes of n draws z = mu + sigma * eps, eps ~ N(0, I) (fixed seed): [n, 28, 28]."""
     rng = np.random.default_rng(seed)
-    z = mu[None, :] + sigma[None, :] * rng.standard_normal((n, len(mu))).astype(np.float32)
+    z = mu[None, :] + sigma[None, :] * rng.standard_normal((n, len(mu)))
     return decode(model, z.astype(np.float32))
 
 
-@torch.no_grad()
-def elbo_split(model: VAE, image: np.ndarray, samples: int = 64, seed: int = 0) -> dict[str, float]:
+def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension (Kingma & Welling 2014, appendix B)."""
+    return 0.5 * (mu**2 + np.exp(logvar) - 1.0 - logvar)
+
+
+def elbo_split(model: NumpyVAE, image: np.ndarray, samples: int = 64, seed: int = 0) -> dict[str, float]:
     """Negative ELBO of image [28, 28] in nats, split into reconstruction and KL.
 
     Reconstruction is the Bernoulli cross-entropy of the grey levels, averaged over `samples` seeded
     draws of z ~ q(z|x); KL is analytic. (On grey levels this is a cross-entropy, not a likelihood.)
     """
-    x = torch.as_tensor(np.asarray(image, dtype=np.float32).reshape(1, 784))
+    x = np.asarray(image, dtype=np.float32).reshape(1, 784)
     mu, logvar = model.encode(x)
-    g = torch.Generator().manual_seed(seed)
-    eps = torch.randn((samples, mu.shape[1]), generator=g)
-    logits = model.decode(mu + torch.exp(0.5 * logvar) * eps)
-    recon = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1).mean().item()
-    kl = gaussian_kl(mu, logvar).sum().item()
+    eps = np.random.default_rng(seed).standard_normal((samples, mu.shape[1])).astype(np.float32)
+    logits = model.decode(mu + np.exp(0.5 * logvar) * eps)
+    # BCE with logits: softplus(l) - x * l, with softplus(l) = logaddexp(0, l) (stable for any l).
+    recon = float((np.logaddexp(0.0, logits) - x * logits).sum(-1).mean())
+    kl = float(gaussian_kl(mu, logvar).sum())
     return {"recon": recon, "kl": kl, "neg_elbo": recon + kl}
 
 

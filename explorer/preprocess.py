@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy import ndimage
+
+# why no module-level `from scipy import ndimage`: it costs ~0.3 s, and the app imports this
+# module at start-up; the functions that need it import it on first use instead.
 
 __all__ = [
     "UnusableImageError",
@@ -300,12 +303,14 @@ def _extract_ink(gray: np.ndarray) -> np.ndarray:
     return _soft_stroke(ink, mask, threshold)
 
 
-def _poly_design(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], degree: int) -> np.ndarray:
-    """Polynomial terms x^i y^j (i + j <= degree) at pixel coordinates scaled to [-1, 1]: [N, T]."""
-    y = rows / max(shape[0] - 1, 1) * 2.0 - 1.0
-    x = cols / max(shape[1] - 1, 1) * 2.0 - 1.0
-    terms = [x**i * y**j for i in range(degree + 1) for j in range(degree + 1 - i)]
-    return np.stack(terms, axis=1)
+def _poly_powers(degree: int) -> list[tuple[int, int]]:
+    """Exponents (i, j) of the polynomial terms x^i y^j with i + j <= degree, in a fixed order."""
+    return [(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)]
+
+
+def _unit_coords(n: int) -> np.ndarray:
+    """Pixel coordinates 0..n-1 scaled to [-1, 1] (float64 [n])."""
+    return np.arange(n) / max(n - 1, 1) * 2.0 - 1.0
 
 
 def _robust_sigma(r: np.ndarray) -> float:
@@ -313,6 +318,20 @@ def _robust_sigma(r: np.ndarray) -> float:
     if r.size == 0:
         return 1.0 / 255.0
     return max(1.4826 * float(np.median(np.abs(r - np.median(r)))), 0.5 / 255.0)
+
+
+def _lstsq(design: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients [T] for design [T, N] (one row per term) and vals [N].
+
+    Solved through the T x T normal equations, built with `np.einsum` (no BLAS): a BLAS
+    `lstsq` of a 30000 x 6 system spends most of its time starting OpenBLAS threads (70 ms on a
+    busy machine against 2 ms here). The terms of a degree-2 surface on [-1, 1] are well
+    conditioned, so squaring the condition number costs nothing visible; `lstsq` on the small
+    system keeps the minimum-norm answer should the kept pixels ever be degenerate.
+    """
+    gram = np.einsum("in,jn->ij", design, design)
+    rhs = np.einsum("in,n->i", design, vals)
+    return np.linalg.lstsq(gram, rhs, rcond=None)[0]
 
 
 def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, float]:
@@ -327,29 +346,40 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """
     h, w = gray.shape
     step = max(1, max(h, w) // 128)  # fit on a <= 128x128 subsample: plenty for a smooth surface
-    rr, cc = np.mgrid[0:h:step, 0:w:step]
+    rows, cols = np.arange(0, h, step), np.arange(0, w, step)  # the sampled pixels
     vals = gray[::step, ::step].ravel().astype(np.float64)
-    rr, cc = rr.ravel(), cc.ravel()
     band = max(1, round(0.05 * min(h, w)))
-    border = (rr < band) | (rr >= h - band) | (cc < band) | (cc >= w - band)
+    border = (((rows < band) | (rows >= h - band))[:, None]
+              | ((cols < band) | (cols >= w - band))[None, :]).ravel()
+
+    # All degree-2 terms at the samples, one row per term ([T, N], contiguous rows); the
+    # degree-1 stage uses a subset of the rows.
+    y = np.repeat(_unit_coords(h)[::step], cols.size)
+    x = np.tile(_unit_coords(w)[::step], rows.size)
+    powers = _poly_powers(BACKGROUND_DEGREE)
+    terms = np.stack([x**i * y**j for i, j in powers])
 
     keep, coef, degree = border, None, 0
     for stage_degree, rounds in ((1, 3), (BACKGROUND_DEGREE, 4)):
-        design = _poly_design(rr, cc, (h, w), stage_degree)
+        design = terms[[powers.index(p) for p in _poly_powers(stage_degree)]]
         for _ in range(rounds):
-            if keep.sum() < design.shape[1] * 3:  # too few samples to fit this surface
+            if keep.sum() < design.shape[0] * 3:  # too few samples to fit this surface
                 break
-            coef, degree = np.linalg.lstsq(design[keep], vals[keep], rcond=None)[0], stage_degree
-            resid = vals - design @ coef
+            coef, degree = _lstsq(design[:, keep], vals[keep]), stage_degree
+            resid = vals - np.einsum("t,tn->n", coef, design)
             keep = np.abs(resid) <= 3.0 * _robust_sigma(resid[keep])
     if coef is None:  # cannot happen for images >= MIN_SIDE, but never fit on nothing
         coef, degree = np.array([float(np.median(vals))]), 0
-    resid = vals - _poly_design(rr, cc, (h, w), degree) @ coef
+    used = [powers.index(p) for p in _poly_powers(degree)]
+    resid = vals - np.einsum("t,tn->n", coef, terms[used])
     sigma = _robust_sigma(resid[np.abs(resid) <= 3.0 * _robust_sigma(resid)])
 
-    full_r, full_c = np.mgrid[0:h, 0:w]
-    full = _poly_design(full_r.ravel(), full_c.ravel(), (h, w), degree) @ coef
-    return full.reshape(h, w).astype(np.float32), sigma
+    # The surface at every pixel, as a sum of outer products y^j x^i (separable: no [H*W, T]).
+    yf, xf = _unit_coords(h), _unit_coords(w)
+    full = np.zeros((h, w))
+    for c, (i, j) in zip(coef, _poly_powers(degree)):
+        full += (c * yf**j)[:, None] * (xf**i)[None, :]
+    return full.astype(np.float32), sigma
 
 
 def _ink_polarity(resid: np.ndarray, sigma: float) -> np.ndarray:
@@ -366,6 +396,8 @@ def _ink_polarity(resid: np.ndarray, sigma: float) -> np.ndarray:
 
 def _require_contrast(ink: np.ndarray, sigma: float) -> None:
     """Raise if nothing stands out from the background (blank, uniform or pure noise)."""
+    from scipy import ndimage  # lazy: see the imports at the top
+
     # why the 3x3 mean: a single hot pixel is noise, a stroke survives averaging
     peak = float(ndimage.uniform_filter(ink, size=3).max()) if min(ink.shape) >= 3 else float(ink.max())
     if peak < max(MIN_INK_CONTRAST, NOISE_SIGMAS * sigma):
@@ -402,6 +434,8 @@ def _drop_specks(mask: np.ndarray) -> np.ndarray:
     Blobs are grouped after a small dilation so a stroke broken by uneven ink stays one blob;
     groups with less than SPECK_FRACTION of the largest group's ink are removed.
     """
+    from scipy import ndimage  # lazy: see the imports at the top
+
     if not mask.any():
         return mask
     link = max(1, round(0.01 * max(mask.shape)))
@@ -421,6 +455,8 @@ def _soft_stroke(ink: np.ndarray, mask: np.ndarray, threshold: float) -> np.ndar
     A pure binary mask would lose the anti-aliased edges MNIST has; scaling by the median ink
     level makes faint pencil and dark marker alike. Returns float32 [H, W] in [0, 1].
     """
+    from scipy import ndimage  # lazy: see the imports at the top
+
     level = float(np.median(ink[mask]))
     floor = 0.5 * threshold  # below half the threshold it is background texture, not edge
     soft = np.clip((ink - floor) / max(level - floor, 1e-6), 0.0, 1.0)
@@ -443,6 +479,8 @@ def _stroke_width(mask: np.ndarray) -> float:
 
     A stroke of width w and length L has area w*L and about 2L boundary pixels.
     """
+    from scipy import ndimage  # lazy: see the imports at the top
+
     area = int(mask.sum())
     boundary = area - int(ndimage.binary_erosion(mask).sum())
     return 2.0 * area / max(boundary, 1)
@@ -461,9 +499,42 @@ def _thicken(ink: np.ndarray) -> np.ndarray:
     radius = round((TARGET_STROKE_PX - width_out) / scale / 2.0)
     if radius < 1:
         return ink
-    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    disk = yy**2 + xx**2 <= radius**2
-    return ndimage.grey_dilation(ink, footprint=disk)
+    return _dilate_disk(ink, (top, bottom, left, right), radius)
+
+
+def _dilate_disk(ink: np.ndarray, box: tuple[int, int, int, int], radius: int) -> np.ndarray:
+    """Grey dilation of [H, W] ink >= 0 (zero outside `box`) by a disk of `radius` pixels.
+
+    Equal to `ndimage.grey_dilation(ink, footprint=disk)`, only faster: the work is limited to
+    the box plus the radius (the rest stays 0), and the disk is done row by row, as the maximum
+    over row offsets dy of a 1-D running maximum of half-width floor(sqrt(r^2 - dy^2)).
+    (The image edge cannot matter: ink is >= 0, and a mirrored neighbour of a disk is in it.)
+    """
+    from scipy import ndimage  # lazy: see the imports at the top
+
+    top, bottom, left, right = box
+    h, w = ink.shape
+    r = radius
+    # zero-padded copy of the box, with room for the disk on every side
+    pad = np.zeros((bottom - top + 2 * r, right - left + 2 * r), dtype=ink.dtype)
+    pad[r:-r, r:-r] = ink[top:bottom, left:right]
+    n = pad.shape[0]
+    out = np.zeros_like(pad)
+    row_max: dict[int, np.ndarray] = {}
+    for dy in range(-r, r + 1):
+        half = math.isqrt(r * r - dy * dy)  # the disk's row dy: |dx| <= half
+        if half not in row_max:
+            row_max[half] = ndimage.maximum_filter1d(pad, 2 * half + 1, axis=1, mode="constant", cval=0.0)
+        m = row_max[half]
+        # out[i] = max(out[i], m[i + dy]) where i + dy is inside
+        lo, hi = max(0, -dy), n - max(0, dy)
+        np.maximum(out[lo:hi], m[lo + dy : hi + dy], out=out[lo:hi])
+    result = np.zeros_like(ink)
+    t0, l0 = top - r, left - r  # image position of pad[0, 0]
+    ys, ye = max(0, t0), min(h, bottom + r)
+    xs, xe = max(0, l0), min(w, right + r)
+    result[ys:ye, xs:xe] = out[ys - t0 : ye - t0, xs - l0 : xe - l0]
+    return result
 
 
 def _check_ink_shape(box: tuple[int, int, int, int]) -> None:
@@ -479,6 +550,8 @@ def _check_ink_shape(box: tuple[int, int, int, int]) -> None:
 
 def _mnist_normalise(ink: np.ndarray) -> np.ndarray:
     """Soft ink [H, W] -> MNIST [28, 28] float32: fit 20x20 box, centre of mass at (14, 14)."""
+    from scipy import ndimage  # lazy: see the imports at the top
+
     _check_ink_shape(_ink_box(ink))
     ink = _thicken(ink)
     top, bottom, left, right = _ink_box(ink)

@@ -52,8 +52,7 @@ def tiny_tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tens
 def tiny_models_dir(tmp_path_factory) -> Path:
     """A models folder holding `default.pt` (a briefly trained 8-d VAE) and its real atlas (t-SNE
     included) over 300 synthetic test digits: what the app needs, built in seconds."""
-    from training.atlas import atlas_path_for, build_atlas, save_atlas
-    from training.checkpoint import file_sha256
+    from training.atlas import write_atlas_for
     from training.config import TrainConfig
     from training.train import train
 
@@ -65,9 +64,5 @@ def tiny_models_dir(tmp_path_factory) -> Path:
                       warmup_epochs=1.0, progress=False, output=str(folder / "default.pt"))
     result = train(cfg, f(tr_x), f(te_x), log=lambda s: None)
     result.last_path.unlink()  # the picker must not list resume files anyway; keep the folder clean
-    from training import load_vae
-
-    atlas = build_atlas(load_vae(result.best_path), f(te_x), torch.from_numpy(te_y).long(),
-                        file_sha256(result.best_path), iw_samples=5, progress=False)
-    save_atlas(atlas_path_for(result.best_path), atlas)
+    write_atlas_for(result.best_path, f(te_x), torch.from_numpy(te_y).long(), iw_samples=5, progress=False)
     return folder

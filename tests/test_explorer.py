@@ -27,7 +27,9 @@ def test_list_checkpoints_skips_resume_files_and_puts_default_first(tmp_path):
 
 
 def test_load_explorer_model_facts(em):
-    assert em.latent_dim == 8 and not em.model.training
+    from explorer.numpy_vae import NumpyVAE
+
+    assert em.latent_dim == 8 and isinstance(em.model, NumpyVAE)
     assert em.atlas["mu"].shape == (300, 8) and em.atlas["tsne"].shape == (300, 2)
     f = em.facts
     assert f["latent_dim"] == 8 and f["epochs_trained"] == 3 and f["iw_samples"] == 5
@@ -191,3 +193,48 @@ def test_locator_marks_the_position():
     assert tuple(img[8, 91 - 5]) == (214, 39, 40)  # red marker around the top-right corner (x=max, y=max)
     other = figures.locator_image(coords, labels, np.array([0.0, 0.0]), size=100, pad=8)
     assert not np.array_equal(img, other)
+
+
+# --- NumPy forward pass (the app runs without torch) ------------------------------------------
+
+@pytest.mark.parametrize("preset,activation", [("seed", "relu"), ("default", "relu"), ("default", "elu"),
+                                               ("default", "silu"), ("default", "tanh")])
+def test_numpy_vae_matches_torch(preset, activation):
+    import torch
+
+    from explorer.numpy_vae import NumpyVAE
+    from training.model import VAE, preset_config
+
+    torch.manual_seed(0)
+    cfg = preset_config(preset, activation=activation, encoder_hidden=(24, 16) if preset == "default" else None,
+                        decoder_hidden=(16, 24) if preset == "default" else None)
+    tm = VAE(cfg).eval()
+    nm = NumpyVAE(cfg.to_dict(), {k: v.numpy() for k, v in tm.state_dict().items()})
+    x = torch.rand(5, 784)
+    with torch.no_grad():
+        mu_t, logvar_t = tm.encode(x)
+        logits_t = tm.decode(mu_t)
+    mu_n, logvar_n = nm.encode(x.numpy())
+    assert np.allclose(mu_n, mu_t.numpy(), atol=1e-5) and np.allclose(logvar_n, logvar_t.numpy(), atol=1e-5)
+    assert np.allclose(nm.decode(mu_n), logits_t.numpy(), atol=1e-4)
+    assert nm.num_parameters() == tm.num_parameters() and nm.latent_dim == cfg.latent_dim
+
+
+def test_numpy_vae_rejects_mismatched_weights():
+    from explorer.numpy_vae import NumpyVAE
+    from training.model import VAE, ModelConfig
+
+    tm = VAE(ModelConfig(encoder_hidden=(16,), decoder_hidden=(16,), latent_dim=4))
+    weights = {k: v.numpy() for k, v in tm.state_dict().items()}
+    with pytest.raises(ValueError, match="do not match"):
+        NumpyVAE({**tm.config.to_dict(), "encoder_hidden": [16, 16]}, weights)
+
+
+def test_app_modules_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, explorer.bundle, explorer.codes, explorer.figures, explorer.projection, "
+            "explorer.state, explorer.preprocess; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(bundle.DEFAULT_CHECKPOINT.parent.parent))
+    assert out.stdout.strip() == "False"

@@ -9,11 +9,14 @@ np.load(allow_pickle=False)):
   kl_per_dim [D], mu_variance [D]   per-dimension KL and Cov_x(E_q[z_u]) (active units)
   checkpoint_sha256 (str)       ties the atlas to the exact checkpoint bytes
   metrics_json (str)            the evaluation of training.evaluate (JSON)
+  checkpoint_json (str)         model config, train config, best epoch, epochs trained (JSON)
+  w__<name>                     the model's weights as float32 arrays: the app runs the small MLP in
+                                NumPy and never imports torch (torch's import alone is ~2 s of a cold start)
+Reading and writing live in training.atlas_io, which does not import torch.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -21,19 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.checkpoint import atomic_write_bytes, file_sha256, load_vae
+from training.atlas_io import WEIGHT_PREFIX, atlas_path_for, load_atlas, save_atlas  # noqa: F401 - re-exported
+from training.checkpoint import file_sha256, model_from_checkpoint, read_checkpoint
 from training.evaluate import evaluate
 from training.model import VAE
-
-ATLAS_SUFFIX = ".atlas.npz"
-ATLAS_KEYS = ("mu", "logvar", "labels", "images", "pca", "pca_mean", "pca_components", "pca_explained",
-              "tsne", "kl_per_dim", "mu_variance", "checkpoint_sha256", "metrics_json")
-
-
-def atlas_path_for(checkpoint: str | Path) -> Path:
-    """models/vae.pt -> models/vae.atlas.npz"""
-    p = Path(checkpoint)
-    return p.with_name(p.stem + ATLAS_SUFFIX)
 
 
 @torch.no_grad()
@@ -73,8 +67,21 @@ def tsne_2d(mu: np.ndarray, seed: int = 0, verbose: bool = True) -> np.ndarray:
     return tsne.fit_transform(mu.astype(np.float64)).astype(np.float32)
 
 
+def checkpoint_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """What the app shows about a checkpoint, as plain JSON-able values."""
+    history = ckpt.get("history") or []
+    return {
+        "model_config": dict(ckpt["model_config"]),
+        "train_config": dict(ckpt.get("train_config") or {}),
+        "best_epoch": ckpt.get("epoch"),
+        "epochs_trained": len(history) or ckpt.get("epoch"),
+        "best_test_neg_elbo": ckpt.get("best_test_neg_elbo"),
+    }
+
+
 def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoint_sha256: str = "",
-                iw_samples: int = 1000, progress: bool = True) -> dict[str, np.ndarray]:
+                iw_samples: int = 1000, progress: bool = True,
+                checkpoint_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything in the module docstring for images [N, 784] in [0, 1] and labels [N]."""
     say = print if progress else (lambda *_: None)
     model = model.eval()
@@ -95,32 +102,19 @@ def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoi
         "kl_per_dim": np.asarray(metrics["kl_per_dim"], dtype=np.float32),
         "mu_variance": np.asarray(metrics["mu_variance"], dtype=np.float32),
         "checkpoint_sha256": np.asarray(checkpoint_sha256),
-        "metrics_json": np.asarray(json.dumps(metrics)),
+        "metrics_json": metrics,
+        "checkpoint_json": checkpoint_info or {"model_config": model.config.to_dict()},
+        **{WEIGHT_PREFIX + k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()},
     }
-
-
-def save_atlas(path: str | Path, atlas: dict[str, np.ndarray]) -> None:
-    """Atomic compressed npz write."""
-    atomic_write_bytes(path, lambda f: np.savez_compressed(f, **atlas))
-
-
-def load_atlas(path: str | Path) -> dict[str, Any]:
-    """Arrays by name; strings decoded; metrics parsed. Never unpickles (allow_pickle=False)."""
-    with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in ATLAS_KEYS if k not in z.files]
-        if missing:
-            raise ValueError(f"{path} is not a latent atlas of this project (missing {missing})")
-        out: dict[str, Any] = {k: z[k] for k in z.files}
-    out["checkpoint_sha256"] = str(out["checkpoint_sha256"])
-    out["metrics"] = json.loads(str(out.pop("metrics_json")))
-    return out
 
 
 def write_atlas_for(checkpoint: str | Path, images: torch.Tensor, labels: torch.Tensor,
                     iw_samples: int = 1000, progress: bool = True) -> Path:
     """Build and save the atlas of `checkpoint`; returns its path."""
-    model = load_vae(checkpoint)
-    atlas = build_atlas(model, images, labels, file_sha256(checkpoint), iw_samples=iw_samples, progress=progress)
+    ckpt = read_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, checkpoint).eval()
+    atlas = build_atlas(model, images, labels, file_sha256(checkpoint), iw_samples=iw_samples, progress=progress,
+                        checkpoint_info=checkpoint_summary(ckpt))
     path = atlas_path_for(checkpoint)
     save_atlas(path, atlas)
     return path

@@ -8,15 +8,13 @@ A checkpoint is a dict of plain types and tensors:
 
 from __future__ import annotations
 
-import hashlib
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from training.fileio import atomic_write_bytes, file_sha256  # noqa: F401 - re-exported
 from training.model import VAE, ModelConfig
 
 FORMAT_VERSION = 1
@@ -31,26 +29,6 @@ def resume_path(best_path: str | Path) -> Path:
     """models/vae.pt -> models/vae.last.pt (full training state for --resume)."""
     p = Path(best_path)
     return p.with_name(p.stem + ".last" + p.suffix)
-
-
-def atomic_write_bytes(path: str | Path, write: Any) -> None:
-    """Call write(file) on a temp file in the same folder, fsync, then os.replace onto `path`.
-
-    A crash at any point leaves either the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a checkpoint is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -97,12 +75,3 @@ def load_vae(path: str | Path) -> VAE:
     """The trained VAE from `path`, on CPU, in eval mode. Raises CheckpointError with a clear reason."""
     ckpt = read_checkpoint(path)
     return model_from_checkpoint(ckpt, path).eval()
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex digest of a file: names a checkpoint in caches and ties an atlas to its checkpoint."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -1,0 +1,303 @@
+"""The real app in a real headless browser: `streamlit run` + Debian chromium driven by Playwright.
+
+AppTest (test_app.py) cannot click a plotly point or move a slider thumb; this module does, against
+a real server on the tiny model ($VAE_EXPLORER_MODELS). It skips only when no browser is available
+off CI; on CI (CI=true) with chromium installed a missing playwright is a failure, not a skip.
+Full-page screenshots go to artifacts/ (git-ignored): browser_screenshot.png after a full
+walkthrough, browser_failure_<test>.png when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer.bundle import MODELS_DIR_ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+UPLOAD = ROOT / "tests" / "assets" / "digit_clean.png"
+ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+CHROMIUM = "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else shutil.which("chromium")
+if CHROMIUM is None:
+    pytest.skip("no browser: /usr/bin/chromium missing and no `chromium` on PATH "
+                "(Debian: apt-get install chromium)", allow_module_level=True)
+if ON_CI:
+    from playwright.sync_api import expect, sync_playwright  # CI with chromium: an ImportError is a failure
+else:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed")
+    expect, sync_playwright = sync_api.expect, sync_api.sync_playwright
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+START_TIMEOUT = 90  # s until /_stcore/health answers "ok"
+RENDER_TIMEOUT = 60_000  # ms for the first render: the script imports torch and plotly
+STEP_TIMEOUT = 30_000  # ms for a rerun after an interaction (2 busy cores)
+
+CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
+SLIDERS = "[data-testid='stSlider'] input[type='range']"  # react-aria slider: a hidden range input
+ERRORS = "[data-testid='stException'], [data-testid='stAlertContentError']"
+
+# The map's scattergl points are drawn on a WebGL canvas, so find one in plotly's own state: among
+# the digit traces, the point farthest (in pixels) from any other point, inside the middle of the
+# plot area, as viewport coordinates for page.mouse plus its customdata (the test-set index).
+PICK_MAP_POINT_JS = """() => {
+  const el = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+  const fl = el._fullLayout, xa = fl.xaxis, ya = fl.yaxis, box = el.getBoundingClientRect();
+  const pts = [];
+  for (const t of el._fullData) {
+    if (t.type !== 'scattergl' || t.visible !== true) continue;
+    for (let i = 0; i < t._length; i++)
+      pts.push([xa._offset + xa.d2p(t.x[i]), ya._offset + ya.d2p(t.y[i]), Number(t.customdata[i])]);
+  }
+  let best = null, bestGap = -1;
+  for (const p of pts) {
+    if (p[0] < xa._offset + 0.1 * xa._length || p[0] > xa._offset + 0.9 * xa._length ||
+        p[1] < ya._offset + 0.1 * ya._length || p[1] > ya._offset + 0.9 * ya._length) continue;
+    let gap = Infinity;
+    for (const q of pts) if (q !== p) gap = Math.min(gap, Math.hypot(p[0] - q[0], p[1] - q[1]));
+    if (gap > bestGap) { bestGap = gap; best = p; }
+  }
+  return best && {x: box.x + best[0], y: box.y + best[1], index: best[2], gap: bestGap, points: pts.length};
+}"""
+MAP_READY_JS = """() => {
+  const el = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+  return !!(el && el._fullLayout && el._fullLayout.xaxis && el._fullData &&
+            el._fullData.filter(t => t.type === 'scattergl').length === 10);
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as r:
+            return r.status == 200 and r.read().decode().strip() == "ok"
+    except OSError:
+        return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate the server's whole process group (it was started in its own session)."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            # the leader is gone; make sure no child of its group survives it either
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            break
+        except subprocess.TimeoutExpired:
+            continue
+        break
+
+
+@pytest.fixture(scope="module")
+def server(tiny_models_dir, tmp_path_factory):
+    """`streamlit run streamlit_app.py` on a free port over the tiny model; yields its base URL."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = {**os.environ, MODELS_DIR_ENV: str(tiny_models_dir), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _healthy(url):
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit not healthy after {START_TIMEOUT} s:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        _stop(proc)
+    assert proc.returncode is not None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # a fresh temp profile
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    """A fresh browser context (= a new Streamlit session) on the app, fully rendered.
+
+    Page errors (uncaught JS exceptions) fail the test; a failed test leaves a screenshot.
+    """
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    pg = context.new_page()
+    pg.page_errors = []
+    pg.on("pageerror", lambda e: pg.page_errors.append(str(e)))
+    failed_before = request.session.testsfailed
+    pg.goto(server, timeout=RENDER_TIMEOUT)
+    pg.wait_for_selector(CONNECTED, timeout=RENDER_TIMEOUT)
+    expect(pg.locator(SLIDERS)).to_have_count(8, timeout=RENDER_TIMEOUT)
+    expect(decoded_image(pg)).to_have_count(1, timeout=RENDER_TIMEOUT)
+    yield pg
+    if request.session.testsfailed > failed_before:  # the call report is logged before teardown
+        save_full_page(pg, ARTIFACTS / f"browser_failure_{request.node.name}.png")
+    context.close()
+
+
+def save_full_page(page, path: Path) -> None:
+    """Screenshot of the whole app. Streamlit scrolls inside <main> and the sidebar, not the
+    document, so full_page alone stops at the viewport: grow the viewport to their height first."""
+    path.parent.mkdir(exist_ok=True)
+    height = page.evaluate("""() => Math.max(document.documentElement.scrollHeight,
+        ...[...document.querySelectorAll("[data-testid='stMain'], [data-testid='stSidebarContent']")].map(e => e.scrollHeight))""")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 8000)})
+    page.wait_for_timeout(500)  # relayout (plotly resizes with its container)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+
+
+def decoded_image(page):
+    return page.locator("[data-testid='stImage']").filter(has_text="decoded pixel means").locator("img")
+
+
+def image_with_caption(page, caption: str):
+    return page.locator("[data-testid='stImage']").filter(
+        has=page.locator("[data-testid='stImageCaption']", has_text=caption))
+
+
+def slider_values(page) -> list[float]:
+    return [float(v) for v in page.locator(SLIDERS).evaluate_all("els => els.map(e => e.value)")]
+
+
+def assert_healthy(page) -> None:
+    errors = page.locator(ERRORS)
+    assert errors.count() == 0, errors.all_inner_texts()
+    assert not page.page_errors, page.page_errors
+
+
+def wait_idle(page) -> None:
+    """Until no script run is in progress (the attribute is 'running' during a run)."""
+    page.wait_for_function(
+        "() => document.querySelector(\"[data-testid='stApp']\").getAttribute('data-test-script-state') !== 'running'",
+        timeout=STEP_TIMEOUT)
+
+
+def move_slider(page, i: int, presses: int) -> None:
+    thumb = page.locator(SLIDERS).nth(i)
+    thumb.focus()
+    for _ in range(presses):
+        page.keyboard.press("ArrowRight")
+
+
+def upload_digit(page) -> None:
+    page.set_input_files("[data-testid='stFileUploader'] input[type='file']", str(UPLOAD))
+    expect(image_with_caption(page, "reconstruction from mu")).to_have_count(1, timeout=STEP_TIMEOUT)
+    expect(image_with_caption(page, "normalised like MNIST")).to_have_count(1, timeout=STEP_TIMEOUT)
+
+
+def click_map_point(page) -> int:
+    """Click one test digit on the map; returns its test-set index."""
+    chart = page.locator("[data-testid='stPlotlyChart']").first
+    chart.scroll_into_view_if_needed()
+    page.wait_for_function(MAP_READY_JS, timeout=RENDER_TIMEOUT)
+    # A rerun may still redraw the map (an upload adds a marker trace and widens the legend, which
+    # moves every point): wait until no run is in progress and the point stays put for 0.5 s.
+    wait_idle(page)
+    deadline, point, last = time.monotonic() + STEP_TIMEOUT / 1000, None, None
+    while time.monotonic() < deadline:
+        point = page.evaluate(PICK_MAP_POINT_JS)
+        if point is not None and point == last:
+            break
+        last = point
+        page.wait_for_timeout(500)
+    assert point is not None and point == last, f"the map did not settle: {last} -> {point}"
+    page.mouse.move(point["x"], point["y"])
+    page.mouse.click(point["x"], point["y"])
+    expect(image_with_caption(page, "its reconstruction")).to_have_count(1, timeout=STEP_TIMEOUT)
+    return int(point["index"])
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+def test_page_loads_without_errors(page):
+    wait_idle(page)
+    assert page.locator("[data-testid='stSlider']").count() == 8
+    assert slider_values(page) == [0.0] * 8
+    img = decoded_image(page)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle(), timeout=STEP_TIMEOUT)
+    assert page.get_by_text("What did the VAE learn?").count() == 1
+    page.wait_for_function(MAP_READY_JS, timeout=RENDER_TIMEOUT)
+    assert_healthy(page)
+
+
+def test_slider_move_changes_the_image(page):
+    before = decoded_image(page).get_attribute("src")
+    move_slider(page, 1, 10)  # 10 x step 0.05
+    expect(decoded_image(page)).not_to_have_attribute("src", before, timeout=STEP_TIMEOUT)
+    wait_idle(page)
+    values = slider_values(page)
+    assert values[1] > 0 and values[:1] + values[2:] == [0.0] * 7, values
+    assert_healthy(page)
+
+
+def test_upload_shows_reconstruction(page):
+    upload_digit(page)
+    wait_idle(page)
+    assert page.get_by_text("nearest test digits in latent space", exact=False).count() == 1
+    assert_healthy(page)
+
+
+def test_map_click_loads_the_sliders(page, tiny_models_dir):
+    from training import load_atlas
+
+    assert slider_values(page) == [0.0] * 8
+    index = click_map_point(page)
+    expect(image_with_caption(page, f"test #{index} (")).to_have_count(1, timeout=STEP_TIMEOUT)
+    wait_idle(page)
+    mu = load_atlas(tiny_models_dir / "default.atlas.npz")["mu"][index]
+    values = np.array(slider_values(page))
+    # the sliders show mu (rounded) snapped to their 0.05 step
+    assert np.abs(values - np.clip(mu, -4, 4)).max() <= 0.026, (values, mu)
+    assert np.any(values != 0.0)
+    assert_healthy(page)
+
+
+def test_walkthrough_screenshot(page):
+    """Slider, upload, map click in one session; the full page goes to artifacts/browser_screenshot.png."""
+    before = decoded_image(page).get_attribute("src")
+    move_slider(page, 0, 6)
+    expect(decoded_image(page)).not_to_have_attribute("src", before, timeout=STEP_TIMEOUT)
+    upload_digit(page)
+    wait_idle(page)
+    click_map_point(page)
+    expect(page.get_by_text("decodes of z = mu + sigma", exact=False)).to_have_count(1, timeout=STEP_TIMEOUT)
+    wait_idle(page)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=stImage] img')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=STEP_TIMEOUT)
+    page.wait_for_timeout(500)  # let plotly finish its transitions
+    assert_healthy(page)
+    save_full_page(page, ARTIFACTS / "browser_screenshot.png")
