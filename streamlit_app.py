@@ -94,13 +94,14 @@ def sliders_ui(m: bundle.ExplorerModel) -> None:
     """Sliders, buttons, decoded digit and locator: one fragment, so moving a slider reruns only this."""
     dim = m.latent_dim
     st.subheader("Latent code → decoded digit")
-    b1, b2, b3, b4 = st.columns([1, 1.2, 0.8, 1.2], vertical_alignment="bottom")
-    b1.button("Reset to 0", on_click=_reset, args=(dim,), key="btn_reset", width="stretch")
-    b2.button("Random from prior", on_click=_random_prior, args=(dim,), key="btn_prior", width="stretch",
-              help="z ~ N(0, I): what the decoder makes of a typical prior draw")
-    b3.selectbox("digit", list(range(10)), key="class_digit", label_visibility="collapsed")
-    b4.button("Random of digit", on_click=_random_class, args=(m,), key="btn_class", width="stretch",
-              help="z from a Gaussian fitted to the posterior means of that digit's test images")
+    r1a, r1b = st.columns(2)
+    r1a.button("Reset to 0", on_click=_reset, args=(dim,), key="btn_reset", width="stretch")
+    r1b.button("Random from prior", on_click=_random_prior, args=(dim,), key="btn_prior", width="stretch",
+               help="z ~ N(0, I): what the decoder makes of a typical prior draw")
+    r2a, r2b = st.columns([1, 2], vertical_alignment="bottom")
+    r2a.selectbox("digit", list(range(10)), key="class_digit", label_visibility="collapsed")
+    r2b.button("Random of this digit", on_click=_random_class, args=(m,), key="btn_class", width="stretch",
+               help="z from a Gaussian fitted to the posterior means of that digit's test images")
     kl, active = m.atlas["kl_per_dim"], m.atlas["mu_variance"] > 0.01
     img_col, slider_col = st.columns([1, 1.25])
     with slider_col:
@@ -112,11 +113,11 @@ def sliders_ui(m: bundle.ExplorerModel) -> None:
     z = state.current_code(st.session_state, dim)
     proj = st.session_state.get("projection") or "PCA"
     with img_col:
-        st.image(figures.upscale(codes.decode(m.model, z), 8), caption="decoded pixel means", width=224)
+        st.image(figures.upscale(codes.decode(m.model, z), 8), caption="decoded pixel means", width="stretch")
         xy = projection.place(z, m.atlas, proj)
         st.image(figures.locator_image(projection.map_coords(m.atlas, proj), m.atlas["labels"], xy),
                  caption=f"slider position on the {proj} map" + (" (placed by 10 nearest codes)" if proj == "t-SNE" else ""),
-                 width=224)
+                 width="stretch")
 
 
 def map_ui(m: bundle.ExplorerModel, upload: dict[str, Any] | None) -> None:
@@ -201,6 +202,8 @@ def noise_ui(m: bundle.ExplorerModel, upload: dict[str, Any] | None) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="VAE latent explorer", page_icon="🔢", layout="wide")
+    # Digits are upscaled with crisp pixels; keep them crisp when the browser rescales to the column.
+    st.html("<style>[data-testid='stImage'] img {image-rendering: pixelated;}</style>")
     paths = bundle.list_checkpoints(bundle.models_dir())
     if not paths:
         st.error(f"No checkpoint in {bundle.models_dir()}. Train one with `python -m training`.")
@@ -224,7 +227,7 @@ def main() -> None:
         st.divider()
         upload = upload_ui(m)
     with top:
-        left, right = st.columns([1, 1.45], gap="large")
+        left, right = st.columns([1.15, 1.45], gap="large")
         with left:
             sliders_ui(m)
         with right:
