@@ -320,17 +320,41 @@ def _robust_sigma(r: np.ndarray) -> float:
     return max(1.4826 * float(np.median(np.abs(r - np.median(r)))), 0.5 / 255.0)
 
 
-def _lstsq(design: np.ndarray, vals: np.ndarray) -> np.ndarray:
-    """Least-squares coefficients [T] for design [T, N] (one row per term) and vals [N].
+def _poly_surface(coef: np.ndarray, degree: int, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The polynomial sum_k coef[k] x^i y^j ((i, j) = _poly_powers(degree)[k]) on the grid of
+    row coordinates y [R] and column coordinates x [C]: float64 [R, C].
 
-    Solved through the T x T normal equations, built with `np.einsum` (no BLAS): a BLAS
-    `lstsq` of a 30000 x 6 system spends most of its time starting OpenBLAS threads (70 ms on a
-    busy machine against 2 ms here). The terms of a degree-2 surface on [-1, 1] are well
-    conditioned, so squaring the condition number costs nothing visible; `lstsq` on the small
-    system keeps the minimum-norm answer should the kept pixels ever be degenerate.
+    A sum of outer products, so no [R*C, T] design matrix is ever built.
     """
-    gram = np.einsum("in,jn->ij", design, design)
-    rhs = np.einsum("in,n->i", design, vals)
+    out = np.zeros((y.size, x.size))
+    for c, (i, j) in zip(coef, _poly_powers(degree)):
+        out += (c * y**j)[:, None] * (x**i)[None, :]
+    return out
+
+
+def _poly_lstsq(vals: np.ndarray, keep: np.ndarray, y: np.ndarray, x: np.ndarray, degree: int) -> np.ndarray:
+    """Least-squares coefficients (order of _poly_powers) of a polynomial surface fitted to the
+    samples vals[keep], on the grid of row coordinates y [R] and column coordinates x [C].
+
+    Args:
+        vals: float64 [R, C]; keep: bool [R, C], the samples to fit.
+
+    Solved through the normal equations, whose entries are moments sum(y^q x^p) over the kept
+    samples; on a grid each is two small contractions (np.einsum: no BLAS). Why not
+    `np.linalg.lstsq` on the [R*C, T] design: with OpenBLAS's threads that took 70 ms on a
+    busy machine (17 ms on one thread); this takes well under 1 ms. The terms of a low-degree
+    surface on [-1, 1] are well conditioned, so squaring the condition number costs nothing
+    visible, and `lstsq` on the T x T system keeps the minimum-norm answer should the kept
+    samples ever be degenerate.
+    """
+    powers = _poly_powers(degree)
+    k = np.arange(2 * degree + 1)
+    ypow, xpow = y[:, None] ** k, x[:, None] ** k  # [R, 2d+1], [C, 2d+1]
+    w = keep.astype(np.float64)
+    moments = np.einsum("rq,rp->qp", ypow, np.einsum("rc,cp->rp", w, xpow))  # [q, p]: y^q x^p
+    weighted = np.einsum("rq,rp->qp", ypow, np.einsum("rc,cp->rp", w * vals, xpow))
+    gram = np.array([[moments[ja + jb, ia + ib] for ib, jb in powers] for ia, ja in powers])
+    rhs = np.array([weighted[j, i] for i, j in powers])
     return np.linalg.lstsq(gram, rhs, rcond=None)[0]
 
 
@@ -347,38 +371,25 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, float]:
     h, w = gray.shape
     step = max(1, max(h, w) // 128)  # fit on a <= 128x128 subsample: plenty for a smooth surface
     rows, cols = np.arange(0, h, step), np.arange(0, w, step)  # the sampled pixels
-    vals = gray[::step, ::step].ravel().astype(np.float64)
+    y, x = _unit_coords(h)[::step], _unit_coords(w)[::step]
+    vals = gray[::step, ::step].astype(np.float64)  # [R, C]
     band = max(1, round(0.05 * min(h, w)))
-    border = (((rows < band) | (rows >= h - band))[:, None]
-              | ((cols < band) | (cols >= w - band))[None, :]).ravel()
-
-    # All degree-2 terms at the samples, one row per term ([T, N], contiguous rows); the
-    # degree-1 stage uses a subset of the rows.
-    y = np.repeat(_unit_coords(h)[::step], cols.size)
-    x = np.tile(_unit_coords(w)[::step], rows.size)
-    powers = _poly_powers(BACKGROUND_DEGREE)
-    terms = np.stack([x**i * y**j for i, j in powers])
+    border = ((rows < band) | (rows >= h - band))[:, None] | ((cols < band) | (cols >= w - band))[None, :]
 
     keep, coef, degree = border, None, 0
     for stage_degree, rounds in ((1, 3), (BACKGROUND_DEGREE, 4)):
-        design = terms[[powers.index(p) for p in _poly_powers(stage_degree)]]
         for _ in range(rounds):
-            if keep.sum() < design.shape[0] * 3:  # too few samples to fit this surface
+            if keep.sum() < len(_poly_powers(stage_degree)) * 3:  # too few samples for this surface
                 break
-            coef, degree = _lstsq(design[:, keep], vals[keep]), stage_degree
-            resid = vals - np.einsum("t,tn->n", coef, design)
+            coef, degree = _poly_lstsq(vals, keep, y, x, stage_degree), stage_degree
+            resid = vals - _poly_surface(coef, degree, y, x)
             keep = np.abs(resid) <= 3.0 * _robust_sigma(resid[keep])
     if coef is None:  # cannot happen for images >= MIN_SIDE, but never fit on nothing
         coef, degree = np.array([float(np.median(vals))]), 0
-    used = [powers.index(p) for p in _poly_powers(degree)]
-    resid = vals - np.einsum("t,tn->n", coef, terms[used])
+    resid = (vals - _poly_surface(coef, degree, y, x)).ravel()
     sigma = _robust_sigma(resid[np.abs(resid) <= 3.0 * _robust_sigma(resid)])
 
-    # The surface at every pixel, as a sum of outer products y^j x^i (separable: no [H*W, T]).
-    yf, xf = _unit_coords(h), _unit_coords(w)
-    full = np.zeros((h, w))
-    for c, (i, j) in zip(coef, _poly_powers(degree)):
-        full += (c * yf**j)[:, None] * (xf**i)[None, :]
+    full = _poly_surface(coef, degree, _unit_coords(h), _unit_coords(w))
     return full.astype(np.float32), sigma
 
 

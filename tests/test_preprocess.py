@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import resource
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -23,6 +25,9 @@ from explorer.preprocess import (
     MNIST_BOX,
     MNIST_SIZE,
     UnusableImageError,
+    _dilate_disk,
+    _fit_background,
+    _ink_box,
     _to_gray_u8,
     prepare_digit,
     to_uint8_image,
@@ -326,6 +331,51 @@ def test_large_photo_is_fast_and_correct(clean7: np.ndarray) -> None:
     out = prepare_digit(data)
     assert time.perf_counter() - start < 2.0
     assert_mnist_like(out)
+
+
+def test_importing_the_module_does_not_load_scipy_ndimage() -> None:
+    # the app imports explorer.preprocess at start-up; scipy.ndimage alone costs ~0.3 s there
+    code = ("import sys, explorer.preprocess; "
+            "print(sorted(m for m in sys.modules if m.startswith('scipy.ndimage')))")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        cwd=str(Path(__file__).resolve().parent.parent),
+    )
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_disk_dilation_equals_scipy_grey_dilation(seed: int) -> None:
+    # _dilate_disk works on the ink's box only, row by row: it must match the plain full-image
+    # dilation exactly, also when the ink touches the image edges and the disk overhangs them
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        h, w = (int(v) for v in rng.integers(4, 90, 2))
+        top, left = int(rng.integers(0, h)), int(rng.integers(0, w))
+        bottom, right = int(rng.integers(top + 1, h + 1)), int(rng.integers(left + 1, w + 1))
+        ink = np.zeros((h, w), np.float32)
+        size = (bottom - top, right - left)
+        ink[top:bottom, left:right] = rng.uniform(0, 1, size) * (rng.uniform(size=size) < 0.15)
+        ink[top, left] = ink[bottom - 1, right - 1] = 0.5  # the box is exactly top..bottom, left..right
+        radius = int(rng.integers(1, 16))
+        yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+        expected = ndimage.grey_dilation(ink, footprint=yy**2 + xx**2 <= radius**2)
+        got = _dilate_disk(ink, _ink_box(ink), radius)
+        assert got.dtype == ink.dtype
+        assert np.array_equal(got, expected), (h, w, top, bottom, left, right, radius)
+
+
+@pytest.mark.parametrize("shape", [(360, 360), (200, 512), (9, 13)])
+def test_background_fit_recovers_a_quadratic_lighting_surface(shape: tuple[int, int]) -> None:
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    y, x = yy / (h - 1) * 2 - 1, xx / (w - 1) * 2 - 1
+    surface = 0.6 + 0.1 * x - 0.15 * y + 0.05 * x * y - 0.08 * x**2 + 0.06 * y**2
+    noise = np.random.default_rng(0).normal(0, 0.01, shape)
+    background, sigma = _fit_background((surface + noise).astype(np.float32))
+    assert background.shape == shape and background.dtype == np.float32
+    assert np.abs(background - surface).max() < (0.01 if min(shape) > 100 else 0.03)
+    assert 0.005 < sigma < 0.02
 
 
 # ----------------------------------------------------------------------------------------------
