@@ -107,7 +107,7 @@ def sliders_ui(m: bundle.ExplorerModel) -> None:
     with slider_col:
         for i in range(dim):
             note = "" if active[i] else " · inactive"
-            st.slider(f"z{i} · KL {kl[i]:.2f}{note}", -codes.SLIDER_LIMIT, codes.SLIDER_LIMIT, step=0.05,
+            st.slider(f"z{i} · KL {kl[i]:.2f}{note}", -codes.SLIDER_LIMIT, codes.SLIDER_LIMIT, step=state.SLIDER_STEP,
                       key=state.slider_key(i), help="mean KL of this dimension over the test set (nats); "
                       "inactive: its posterior mean barely varies, so the decoder ignores it")
     z = state.current_code(st.session_state, dim)
@@ -176,13 +176,15 @@ def noise_ui(m: bundle.ExplorerModel, upload: dict[str, Any] | None) -> None:
     options = []
     sel = st.session_state.get(state.SELECTED_KEY)
     if sel is not None:
-        options.append(f"clicked test digit #{sel}")
+        options.append(state.clicked_label(sel))
     if upload is not None:
         options.append("your upload")
     if not options:
         st.info("Click a point on the map or upload a digit to see decodes of z ~ q(z|x).")
         return
-    choice = st.radio("digit", options, horizontal=True, key="noise_source", label_visibility="collapsed")
+    if st.session_state.get(state.NOISE_KEY) not in options:
+        st.session_state.pop(state.NOISE_KEY, None)  # a stale choice (e.g. the upload was removed)
+    choice = st.radio("digit", options, horizontal=True, key=state.NOISE_KEY, label_visibility="collapsed")
     if choice == "your upload" and upload is not None:
         mu, sigma = upload["mu"], upload["sigma"]
     else:

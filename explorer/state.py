@@ -14,6 +14,13 @@ from explorer.codes import clip_code
 
 SELECTED_KEY = "selected_index"  # test-set index whose digit is shown beside the map
 MAP_KEY = "latent_map"
+NOISE_KEY = "noise_source"  # which digit the posterior-noise panel shows
+SLIDER_STEP = 0.05
+
+
+def clicked_label(index: int) -> str:
+    """The noise panel's option for a clicked test digit."""
+    return f"clicked test digit #{index}"
 
 
 def slider_key(i: int) -> str:
@@ -27,9 +34,10 @@ def init_sliders(state: MutableMapping[str, Any], dim: int) -> None:
 
 
 def set_sliders(state: MutableMapping[str, Any], z: np.ndarray) -> None:
-    """Write code z [D] into the sliders, clipped to their range, as Python floats."""
+    """Write code z [D] into the sliders, clipped to their range and snapped to the slider step,
+    as Python floats: the value shown is then exactly the value decoded."""
     for i, v in enumerate(clip_code(z)):
-        state[slider_key(i)] = round(float(v), 2)
+        state[slider_key(i)] = round(round(float(v) / SLIDER_STEP) * SLIDER_STEP, 2)
 
 
 def current_code(state: MutableMapping[str, Any], dim: int) -> np.ndarray:
@@ -66,4 +74,5 @@ def on_map_select(state: MutableMapping[str, Any], mu: np.ndarray, key: str = MA
         return None
     set_sliders(state, mu[index])
     state[SELECTED_KEY] = index
+    state[NOISE_KEY] = clicked_label(index)  # show the digit just clicked in the noise panel
     return index

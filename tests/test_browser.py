@@ -9,6 +9,7 @@ walkthrough, browser_failure_<test>.png when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -42,7 +43,7 @@ else:
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 START_TIMEOUT = 90  # s until /_stcore/health answers "ok"
-RENDER_TIMEOUT = 60_000  # ms for the first render: the script imports torch and plotly
+RENDER_TIMEOUT = 120_000  # ms for the first render: the script imports torch and plotly (busy CI cores)
 STEP_TIMEOUT = 30_000  # ms for a rerun after an interaction (2 busy cores)
 
 CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
@@ -76,6 +77,12 @@ MAP_READY_JS = """() => {
   return !!(el && el._fullLayout && el._fullLayout.xaxis && el._fullData &&
             el._fullData.filter(t => t.type === 'scattergl').length === 10);
 }"""
+
+
+class ServerURL(str):
+    """The server's base URL; .log_path is its combined stdout/stderr."""
+
+    log_path: Path
 
 
 def _free_port() -> int:
@@ -131,7 +138,9 @@ def server(tiny_models_dir, tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit not healthy after {START_TIMEOUT} s:\n{log_path.read_text(errors='replace')}")
             time.sleep(0.5)
-        yield url
+        base = ServerURL(url)
+        base.log_path = log_path
+        yield base
     finally:
         _stop(proc)
     assert proc.returncode is not None
@@ -149,20 +158,29 @@ def browser():
 def page(browser, server, request):
     """A fresh browser context (= a new Streamlit session) on the app, fully rendered.
 
-    Page errors (uncaught JS exceptions) fail the test; a failed test leaves a screenshot.
+    Uncaught JS exceptions are collected in page.page_errors (assert_healthy checks them); a failed
+    test leaves a screenshot in artifacts/.
     """
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     pg = context.new_page()
     pg.page_errors = []
     pg.on("pageerror", lambda e: pg.page_errors.append(str(e)))
     failed_before = request.session.testsfailed
-    pg.goto(server, timeout=RENDER_TIMEOUT)
-    pg.wait_for_selector(CONNECTED, timeout=RENDER_TIMEOUT)
-    expect(pg.locator(SLIDERS)).to_have_count(8, timeout=RENDER_TIMEOUT)
-    expect(decoded_image(pg)).to_have_count(1, timeout=RENDER_TIMEOUT)
+    try:
+        pg.goto(server, timeout=RENDER_TIMEOUT)
+        pg.wait_for_selector(CONNECTED, timeout=RENDER_TIMEOUT)
+        expect(pg.locator(SLIDERS)).to_have_count(8, timeout=RENDER_TIMEOUT)
+        expect(decoded_image(pg)).to_have_count(1, timeout=RENDER_TIMEOUT)
+    except Exception as e:  # noqa: BLE001 - report what the browser and the server saw
+        with contextlib.suppress(Exception):
+            save_full_page(pg, ARTIFACTS / f"browser_failure_{request.node.name}.png")
+        context.close()
+        log = server.log_path.read_text(errors="replace")[-4000:]
+        pytest.fail(f"the app did not render: {e}\npage errors: {pg.page_errors}\nserver log tail:\n{log}")
     yield pg
     if request.session.testsfailed > failed_before:  # the call report is logged before teardown
-        save_full_page(pg, ARTIFACTS / f"browser_failure_{request.node.name}.png")
+        with contextlib.suppress(Exception):
+            save_full_page(pg, ARTIFACTS / f"browser_failure_{request.node.name}.png")
     context.close()
 
 

@@ -134,8 +134,10 @@ def test_slider_state_roundtrip():
     state.init_sliders(s, 3)
     assert s["z1"] == 1.5  # existing values survive
     state.set_sliders(s, np.array([7.0, -0.123, 1.0]))
-    assert s == {"z0": 4.0, "z1": -0.12, "z2": 1.0} and all(type(v) is float for v in s.values())
-    assert state.current_code(s, 3).tolist() == pytest.approx([4.0, -0.12, 1.0])
+    assert s == {"z0": 4.0, "z1": -0.1, "z2": 1.0} and all(type(v) is float for v in s.values())
+    assert state.current_code(s, 3).tolist() == pytest.approx([4.0, -0.1, 1.0])
+    state.set_sliders(s, np.array([0.274, -0.276, 1.126]))
+    assert [s[k] for k in ("z0", "z1", "z2")] == [0.25, -0.3, 1.15]  # snapped to the 0.05 slider step
 
 
 @pytest.mark.parametrize("customdata", [[42], 42, (42,)])
@@ -143,8 +145,8 @@ def test_map_click_loads_posterior_mean(customdata):
     mu = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
     s = {state.MAP_KEY: {"selection": {"points": [{"curve_number": 3, "point_index": 0, "customdata": customdata}]}}}
     assert state.on_map_select(s, mu) == 42
-    assert s[state.SELECTED_KEY] == 42
-    assert state.current_code(s, 8) == pytest.approx(np.clip(mu[42], -4, 4).round(2), abs=1e-6)
+    assert s[state.SELECTED_KEY] == 42 and s[state.NOISE_KEY] == state.clicked_label(42)
+    assert state.current_code(s, 8) == pytest.approx(np.round(np.clip(mu[42], -4, 4) / 0.05) * 0.05, abs=1e-6)
 
 
 @pytest.mark.parametrize("selection", [None, {}, {"selection": {"points": []}}, {"selection": {"points": [{"x": 1}]}},
