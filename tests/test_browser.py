@@ -118,12 +118,20 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_models_dir, tmp_path_factory):
-    """`streamlit run streamlit_app.py` on a free port over the tiny model; yields its base URL."""
+def models_dir(tiny_models_dir) -> Path:
+    """The tiny test model, or the folder in $BROWSER_TEST_MODELS: `BROWSER_TEST_MODELS=models pytest
+    tests/test_browser.py -k walkthrough` drives the shipped model and takes the README screenshot."""
+    chosen = os.environ.get("BROWSER_TEST_MODELS")
+    return Path(chosen).resolve() if chosen else tiny_models_dir
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, tmp_path_factory):
+    """`streamlit run streamlit_app.py` on a free port over the test models; yields its base URL."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, MODELS_DIR_ENV: str(tiny_models_dir), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, MODELS_DIR_ENV: str(models_dir), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
@@ -288,14 +296,14 @@ def test_upload_shows_reconstruction(page):
     assert_healthy(page)
 
 
-def test_map_click_loads_the_sliders(page, tiny_models_dir):
+def test_map_click_loads_the_sliders(page, models_dir):
     from training import load_atlas
 
     assert slider_values(page) == [0.0] * 8
     index = click_map_point(page)
     expect(image_with_caption(page, f"test #{index} (")).to_have_count(1, timeout=STEP_TIMEOUT)
     wait_idle(page)
-    mu = load_atlas(tiny_models_dir / "default.atlas.npz")["mu"][index]
+    mu = load_atlas(models_dir / "default.atlas.npz")["mu"][index]
     values = np.array(slider_values(page))
     # the sliders show mu (rounded) snapped to their 0.05 step
     assert np.abs(values - np.clip(mu, -4, 4)).max() <= 0.026, (values, mu)
