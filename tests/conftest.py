@@ -24,6 +24,15 @@ def synthetic_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch thread for tiny workloads (extra threads stall on a shared CPU); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def tiny_mnist(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A data root holding 256 train / 64 test synthetic images in torchvision's raw layout,
     and the md5 map those files have (pass it as expected_md5)."""

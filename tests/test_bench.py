@@ -16,13 +16,7 @@ from training import bench
 SPEEDUP_LINE = re.compile(r"^speedup=\d+\.\d\d$")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny batches gain nothing from threads, and on a busy machine extra threads stall; restore after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_run_bench_trains_both_loops_and_prints_the_report(tiny_tensors):

@@ -20,13 +20,7 @@ from training.model import VAE, ModelConfig
 TINY = ModelConfig(encoder_hidden=(16,), decoder_hidden=(16,), latent_dim=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread (tiny workloads; the CPU is shared), restored afterwards for other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ Run ``python -m training.data --root DIR`` to fetch and verify from the shell.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import secrets
 import struct
 import subprocess
 import sys
@@ -29,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from training.fileio import atomic_write_bytes, file_digest
 
 MNIST_FILES: dict[str, str] = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -88,24 +88,8 @@ def mnist_raw_dir(root: str | Path) -> Path:
 
 
 def _atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same dir + os.replace.
-
-    Readers (and a crash mid-write) then see either the old file or the whole
-    new one, never a truncated file under the canonical name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: that creates 0600 files; open(..., "xb") honours the umask.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` atomically (temp file in the same dir + os.replace)."""
+    atomic_write_bytes(path, lambda fh: fh.write(data))
 
 
 def write_idx_images(path: str | Path, images: np.ndarray) -> None:
@@ -157,12 +141,8 @@ def read_idx_labels(path: str | Path) -> np.ndarray:
 
 
 def file_md5(path: str | Path) -> str:
-    """md5 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """md5 hex digest of a file (MNIST's published checksums are md5)."""
+    return file_digest(path, "md5")
 
 
 # ------------------------------------------------------------------ verification

@@ -29,10 +29,15 @@ def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], object]) -
         raise
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex digest of a file: names a checkpoint in caches and ties an atlas to its checkpoint."""
-    h = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file read in 1 MiB blocks (hashlib algorithm name)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file: names a checkpoint in caches and ties an atlas to its checkpoint."""
+    return file_digest(path, "sha256")
