@@ -316,3 +316,24 @@ def test_export_cli_writes_atlas_tied_to_checkpoint(tiny_mnist, good_ckpt, monke
     assert atlas["pca"].shape == (64, 2) and atlas["labels"].dtype == np.uint8 and "nll" not in atlas["metrics"]
     # PCA coordinates are the exact linear projection of mu
     assert np.allclose((atlas["mu"] - atlas["pca_mean"]) @ atlas["pca_components"].T, atlas["pca"], atol=1e-4)
+
+
+def test_export_reuse_keeps_tsne_and_metrics_of_same_checkpoint(tiny_mnist, good_ckpt, monkeypatch):
+    from training import export
+    from training.atlas import atlas_path_for, load_atlas, save_atlas
+
+    root, md5 = tiny_mnist
+    _use_tiny_md5(monkeypatch, md5)
+    assert export.main([str(good_ckpt), "--iw-samples", "3", "--data-root", str(root)]) == 0
+    atlas = load_atlas(atlas_path_for(good_ckpt))
+    marked = {k: v for k, v in np.load(atlas_path_for(good_ckpt), allow_pickle=False).items()}
+    marked["tsne"] = marked["tsne"] + 100.0  # a mark that only reuse can carry over
+    save_atlas(atlas_path_for(good_ckpt), marked)
+    assert export.main([str(good_ckpt), "--reuse", "--data-root", str(root)]) == 0
+    reused = load_atlas(atlas_path_for(good_ckpt))
+    assert np.allclose(reused["tsne"], atlas["tsne"] + 100.0) and reused["metrics"] == atlas["metrics"]
+    assert set(reused["weights"]) == set(atlas["weights"])
+    good_ckpt.write_bytes(good_ckpt.read_bytes() + b"\0")  # another checkpoint: nothing may be reused
+    assert export.main([str(good_ckpt), "--reuse", "--iw-samples", "0", "--data-root", str(root)]) == 0
+    fresh = load_atlas(atlas_path_for(good_ckpt))
+    assert np.abs(fresh["tsne"]).max() < 100.0 + np.abs(atlas["tsne"]).max() - 50 and "nll" not in fresh["metrics"]

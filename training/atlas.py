@@ -17,6 +17,7 @@ Reading and writing live in training.atlas_io, which does not import torch.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -79,19 +80,49 @@ def checkpoint_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def reusable_parts(path: str | Path, checkpoint_sha256: str) -> dict[str, Any]:
+    """t-SNE and metrics of an existing atlas file made for the same checkpoint bytes, else {}.
+
+    Both are deterministic for a checkpoint (fixed seeds), so reusing them gives the same atlas
+    as recomputing, minus minutes of t-SNE and IWAE; works on atlases of older formats too.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as z:
+        if "checkpoint_sha256" not in z.files or str(z["checkpoint_sha256"]) != checkpoint_sha256:
+            return {}
+        parts = {k: z[k] for k in ("tsne", "metrics_json") if k in z.files}
+    if "metrics_json" in parts:
+        parts["metrics"] = json.loads(str(parts.pop("metrics_json")))
+    return parts
+
+
 def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoint_sha256: str = "",
                 iw_samples: int = 1000, progress: bool = True,
-                checkpoint_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything in the module docstring for images [N, 784] in [0, 1] and labels [N]."""
+                checkpoint_info: dict[str, Any] | None = None, reuse: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything in the module docstring for images [N, 784] in [0, 1] and labels [N].
+
+    `reuse` may hold "tsne" and "metrics" from reusable_parts(), which are then not recomputed.
+    """
     say = print if progress else (lambda *_: None)
+    reuse = reuse or {}
     model = model.eval()
     mu, logvar = encode_all(model, images)
-    say(f"atlas: evaluating on {len(images)} test digits (IWAE k={iw_samples})")
-    metrics = evaluate(model, images, iw_samples=iw_samples, progress=progress)
-    t0 = time.perf_counter()
-    say("atlas: t-SNE of the posterior means (runs once, here, so the app never has to)")
-    tsne = tsne_2d(mu, verbose=progress)
-    say(f"atlas: t-SNE took {time.perf_counter() - t0:.0f} s")
+    if "metrics" in reuse:
+        metrics = reuse["metrics"]
+        say("atlas: reusing the evaluation of the existing atlas (same checkpoint)")
+    else:
+        say(f"atlas: evaluating on {len(images)} test digits (IWAE k={iw_samples})")
+        metrics = evaluate(model, images, iw_samples=iw_samples, progress=progress)
+    if "tsne" in reuse and len(reuse["tsne"]) == len(mu):
+        tsne = reuse["tsne"]
+        say("atlas: reusing the t-SNE of the existing atlas (same checkpoint)")
+    else:
+        t0 = time.perf_counter()
+        say("atlas: t-SNE of the posterior means (runs once, here, so the app never has to)")
+        tsne = tsne_2d(mu, verbose=progress)
+        say(f"atlas: t-SNE took {time.perf_counter() - t0:.0f} s")
     return {
         "mu": mu,
         "logvar": logvar,
@@ -109,12 +140,15 @@ def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoi
 
 
 def write_atlas_for(checkpoint: str | Path, images: torch.Tensor, labels: torch.Tensor,
-                    iw_samples: int = 1000, progress: bool = True) -> Path:
-    """Build and save the atlas of `checkpoint`; returns its path."""
+                    iw_samples: int = 1000, progress: bool = True, reuse: bool = False) -> Path:
+    """Build and save the atlas of `checkpoint`; returns its path. With reuse, keep the t-SNE and
+    metrics of an existing atlas of the same checkpoint bytes."""
     ckpt = read_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint).eval()
-    atlas = build_atlas(model, images, labels, file_sha256(checkpoint), iw_samples=iw_samples, progress=progress,
-                        checkpoint_info=checkpoint_summary(ckpt))
     path = atlas_path_for(checkpoint)
+    sha = file_sha256(checkpoint)
+    parts = reusable_parts(path, sha) if reuse else {}
+    atlas = build_atlas(model, images, labels, sha, iw_samples=iw_samples, progress=progress,
+                        checkpoint_info=checkpoint_summary(ckpt), reuse=parts)
     save_atlas(path, atlas)
     return path
