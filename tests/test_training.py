@@ -337,3 +337,20 @@ def test_export_reuse_keeps_tsne_and_metrics_of_same_checkpoint(tiny_mnist, good
     assert export.main([str(good_ckpt), "--reuse", "--iw-samples", "0", "--data-root", str(root)]) == 0
     fresh = load_atlas(atlas_path_for(good_ckpt))
     assert np.abs(fresh["tsne"]).max() < 100.0 + np.abs(atlas["tsne"]).max() - 50 and "nll" not in fresh["metrics"]
+
+
+def test_fine_tune_with_iwae_from_a_checkpoint(tmp_path, tiny_tensors, good_ckpt):
+    tr_x, _, te_x, _ = tiny_tensors
+    start = load_vae(good_ckpt).state_dict()
+    cfg = tiny_cfg(tmp_path / "ft", epochs=2, init_from=str(good_ckpt), iw_samples=3, latent_dim=7, warmup_epochs=0.0)
+    result = train(cfg, tr_x, te_x, log=lambda s: None)
+    best = read_checkpoint(result.best_path)
+    # the architecture (4-d) comes from the init checkpoint, not from the flags (7-d)
+    assert best["model_config"]["latent_dim"] == 4
+    h = best["history"]
+    assert all("test_iwae_k3" in row for row in h)
+    # chosen by the test IWAE bound, the objective being trained
+    assert best["epoch"] == min(h, key=lambda r: r["test_iwae_k3"])["epoch"]
+    assert best["best_test_neg_elbo"] == pytest.approx(min(r["test_iwae_k3"] for r in h))
+    tuned = load_vae(result.best_path).state_dict()
+    assert any(not torch.equal(start[k], tuned[k]) for k in start)

@@ -35,7 +35,8 @@ class TrainConfig:
     likelihood: str | None = None  # "bernoulli" or "mse" (the original design's loss)
     beta: float = 1.0  # weight of the KL term once warm-up is over
     warmup_epochs: float = 10.0  # linear KL warm-up from 0 to beta; 0 disables it
-    iw_samples: int = 1  # >1 trains on the importance-weighted bound (IWAE) with that many samples
+    iw_samples: int = 1  # >1 trains on the importance-weighted bound (IWAE) with that many samples; the best checkpoint is then chosen by the test IWAE bound
+    init_from: str | None = None  # start from this checkpoint's weights and architecture (fine-tuning); preset and sizes are ignored
     binarize: bool = True  # dynamic binarisation: a fresh Bernoulli draw of each batch
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 keeps torch's default (1 is faster when the cores are shared)

@@ -16,9 +16,9 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from training.checkpoint import read_checkpoint, resume_path, save_checkpoint
-from training.config import TrainConfig
-from training.evaluate import binarize_fixed, elbo_metrics
+from training.checkpoint import model_from_checkpoint, read_checkpoint, resume_path, save_checkpoint
+from training.config import REPO_ROOT, TrainConfig
+from training.evaluate import binarize_fixed, elbo_metrics, iwae_metric
 from training.loss import elbo_terms, iwae_terms, kl_weight_at
 from training.model import VAE, ModelConfig
 
@@ -176,7 +176,11 @@ def train(
     data_md5 = data_md5 or {}
 
     torch.manual_seed(cfg.seed)  # weight initialisation
-    model = VAE(cfg.model_config()).to(device)
+    if cfg.init_from:
+        init_path = Path(cfg.init_from) if Path(cfg.init_from).is_absolute() else REPO_ROOT / cfg.init_from
+        model = model_from_checkpoint(read_checkpoint(init_path), init_path).to(device)
+    else:
+        model = VAE(cfg.model_config()).to(device)
     optimizer = make_optimizer(model, cfg.lr)
     history: list[dict[str, Any]] = []
     best = math.inf
@@ -204,17 +208,24 @@ def train(
         if not math.isfinite(test["neg_elbo"]):
             raise TrainingDiverged(f"test -ELBO became {test['neg_elbo']} after epoch {epoch}; last good checkpoints kept")
         row = {"epoch": epoch, **train_stats, "test_neg_elbo": test["neg_elbo"], "test_recon": test["recon"],
-               "test_kl": test["kl"], "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
+               "test_kl": test["kl"], "lr": optimizer.param_groups[0]["lr"]}
+        # Keep the best checkpoint by the test value of the objective being trained: the ELBO, or the
+        # IWAE bound with the same k (an IWAE-trained encoder trades ELBO for a tighter bound).
+        score = test["neg_elbo"]
+        if cfg.iw_samples > 1:
+            score = row[f"test_iwae_k{cfg.iw_samples}"] = iwae_metric(model, x_test, cfg.iw_samples, progress=False)
+        row["seconds"] = time.perf_counter() - t0
         history.append(row)
-        if test["neg_elbo"] < best:
-            best = test["neg_elbo"]
+        if score < best:
+            best = score
             save_checkpoint(best_path, _payload(model, cfg, epoch, history, best, data_md5, "best"))
         resume_state = _payload(model, cfg, epoch, history, best, data_md5, "resume")
         resume_state["optimizer_state"] = optimizer.state_dict()
         save_checkpoint(last_path, resume_state)
         outer.set_postfix(test_neg_elbo=f"{test['neg_elbo']:.2f}", best=f"{best:.2f}")
         if not cfg.progress:
-            log(f"epoch {epoch}: train loss {train_stats['train_loss']:.2f}, test -ELBO {test['neg_elbo']:.2f} ({row['seconds']:.1f} s)")
+            iw = f", test IWAE k={cfg.iw_samples} {score:.2f}" if cfg.iw_samples > 1 else ""
+            log(f"epoch {epoch}: train loss {train_stats['train_loss']:.2f}, test -ELBO {test['neg_elbo']:.2f}{iw} ({row['seconds']:.1f} s)")
     # The best file's history should end with the full run, not at the epoch it was written.
     if best_path.is_file():
         best_ckpt = read_checkpoint(best_path)
