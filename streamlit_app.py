@@ -111,7 +111,7 @@ def sliders_ui(m: bundle.ExplorerModel) -> None:
                       key=state.slider_key(i), help="mean KL of this dimension over the test set (nats); "
                       "inactive: its posterior mean barely varies, so the decoder ignores it")
     z = state.current_code(st.session_state, dim)
-    proj = st.session_state.get("projection") or "PCA"
+    proj = st.session_state.get("projection") or "t-SNE"
     with img_col:
         st.image(figures.upscale(codes.decode(m.model, z), 8), caption="decoded pixel means", width="stretch")
         xy = projection.place(z, m.atlas, proj)
@@ -123,7 +123,7 @@ def sliders_ui(m: bundle.ExplorerModel) -> None:
 def map_ui(m: bundle.ExplorerModel, upload: dict[str, Any] | None) -> None:
     proj = st.segmented_control("Map", projection.PROJECTIONS, key="projection", required=True,
                                 help="PCA: a linear view, exact for any code. t-SNE: neighbourhoods, computed once at training time.")
-    proj = proj or "PCA"
+    proj = proj or "t-SNE"
     markers = []
     sel = st.session_state.get(state.SELECTED_KEY)
     if sel is not None:
@@ -220,7 +220,7 @@ def main() -> None:
         return
     sidebar_ui(m)
     state.init_sliders(st.session_state, m.latent_dim)
-    st.session_state.setdefault("projection", "PCA")
+    st.session_state.setdefault("projection", "t-SNE")  # clusters show at a glance; PCA is one click away
 
     st.title("What did the VAE learn?")
     st.caption("Drag a slider to move through the 8-d latent space; click the map to jump to a test digit; upload your own.")

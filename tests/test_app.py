@@ -92,11 +92,11 @@ def test_buttons(app):
 
 def test_slider_state_survives_other_interactions(app):
     app.slider(key="z2").set_value(1.5).run()
-    app.segmented_control(key="projection").set_value("t-SNE").run()
+    app.segmented_control(key="projection").set_value("PCA").run()
     assert app.slider(key="z2").value == 1.5
     app.file_uploader(key="upload").set_value(("seven.png", png_of_seven(), "image/png")).run()
     assert app.slider(key="z2").value == 1.5
-    assert any("t-SNE" in c for img in app.image for c in img.captions)  # locator follows the toggle
+    assert any("PCA" in c for img in app.image for c in img.captions)  # locator follows the toggle
 
 
 def test_upload_png_shows_reconstruction_and_loads_sliders(app):
