@@ -135,7 +135,7 @@ def map_ui(m: bundle.ExplorerModel, upload: dict[str, Any] | None) -> None:
                     selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
     st.caption("Click a point to load its code into the sliders; click legend entries to hide or show digits.")
     if sel is not None:
-        a, b, c = st.columns([1, 1, 2])
+        a, b, _ = st.columns([1, 1, 2])
         a.image(figures.upscale(m.atlas["images"][sel].reshape(28, 28) / 255.0, 4), caption=f"test #{sel} (a {m.atlas['labels'][sel]})")
         b.image(figures.upscale(codes.decode(m.model, m.atlas["mu"][sel]), 4), caption="its reconstruction")
 
@@ -220,6 +220,8 @@ def main() -> None:
         return
     sidebar_ui(m)
     state.init_sliders(st.session_state, m.latent_dim)
+    if st.session_state.get(state.SELECTED_KEY, 0) >= len(m.atlas["labels"]):
+        del st.session_state[state.SELECTED_KEY]  # picked on another model's larger atlas
     st.session_state.setdefault("projection", "t-SNE")  # clusters show at a glance; PCA is one click away
 
     st.title("What did the VAE learn?")

@@ -29,7 +29,8 @@ def latent_map_figure(coords: np.ndarray, labels: np.ndarray, projection: str,
             customdata=index[m], hovertemplate=f"digit {d}<br>test index %{{customdata}}<extra></extra>",
         ))
     for name, xy, symbol in markers:
-        traces.append(go.Scatter(
+        # WebGL traces are drawn on a canvas above the SVG layer: markers must be WebGL too to show.
+        traces.append(go.Scattergl(
             x=[float(xy[0])], y=[float(xy[1])], mode="markers", name=name, hoverinfo="name",
             marker={"size": 18, "symbol": symbol, "color": "black", "line": {"width": 2, "color": "white"}},
         ))

@@ -141,3 +141,9 @@ def test_noise_panel_after_selecting_a_test_digit(app):
     assert not app.exception
     captions = [c for img in app.image for c in img.captions]
     assert any(c.startswith("test #5") for c in captions) and any("decodes of z = mu + sigma" in c for c in captions)
+
+
+def test_switching_to_a_model_with_a_smaller_atlas_drops_an_out_of_range_selection(app):
+    app.session_state["selected_index"] = 10_000  # as if clicked on a 10k-point atlas
+    app.run()
+    assert not app.exception and "selected_index" not in app.session_state

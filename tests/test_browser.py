@@ -58,7 +58,7 @@ PICK_MAP_POINT_JS = """() => {
   const fl = el._fullLayout, xa = fl.xaxis, ya = fl.yaxis, box = el.getBoundingClientRect();
   const pts = [];
   for (const t of el._fullData) {
-    if (t.type !== 'scattergl' || t.visible !== true) continue;
+    if (t.type !== 'scattergl' || t.visible !== true || !t.customdata) continue;  // digits, not markers
     for (let i = 0; i < t._length; i++)
       pts.push([xa._offset + xa.d2p(t.x[i]), ya._offset + ya.d2p(t.y[i]), Number(t.customdata[i])]);
   }
@@ -75,7 +75,7 @@ PICK_MAP_POINT_JS = """() => {
 MAP_READY_JS = """() => {
   const el = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
   return !!(el && el._fullLayout && el._fullLayout.xaxis && el._fullData &&
-            el._fullData.filter(t => t.type === 'scattergl').length === 10);
+            el._fullData.filter(t => t.type === 'scattergl' && t.customdata).length === 10);
 }"""
 
 
