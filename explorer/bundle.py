@@ -62,6 +62,8 @@ def model_facts(atlas: dict[str, Any], model: NumpyVAE) -> dict[str, Any]:
     cfg = model.config
     return {
         "preset": train_cfg.get("preset"),
+        "init_from": train_cfg.get("init_from"),  # set for a fine-tuned model
+        "train_iw_samples": train_cfg.get("iw_samples", 1),
         "latent_dim": model.latent_dim,
         "parameters": model.num_parameters(),
         "epochs_trained": info.get("epochs_trained"),

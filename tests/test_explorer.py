@@ -33,6 +33,7 @@ def test_load_explorer_model_facts(em):
     assert em.atlas["mu"].shape == (300, 8) and em.atlas["tsne"].shape == (300, 2)
     f = em.facts
     assert f["latent_dim"] == 8 and f["epochs_trained"] == 3 and f["iw_samples"] == 5
+    assert f["init_from"] is None and f["train_iw_samples"] == 1
     assert np.isfinite(f["test_nll"]) and 0 <= f["active_units"] <= 8 and f["encoder"] == [784, 32, 8]
 
 

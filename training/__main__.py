@@ -22,7 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         test_x, test_y = data.load_mnist(cfg.data_path(), train=False)
         t0 = time.perf_counter()
         result = train(cfg, train_x, test_x, data_md5=source.md5)
-        print(f"done in {time.perf_counter() - t0:.0f} s: best test -ELBO {result.best_test_neg_elbo:.2f} nats -> {result.best_path}")
+        metric = f"test IWAE k={cfg.iw_samples} bound" if cfg.iw_samples > 1 else "test -ELBO"
+        print(f"done in {time.perf_counter() - t0:.0f} s: best {metric} {result.best_test_neg_elbo:.2f} nats -> {result.best_path}")
         if cfg.atlas:
             from training.atlas import write_atlas_for
 
