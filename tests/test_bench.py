@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import torch
 from torch.utils.data import TensorDataset
 
 from training import bench

@@ -259,7 +259,7 @@ def test_cli_flags_map_onto_config():
 def test_cli_smoke_one_epoch_with_atlas(tmp_path, tiny_mnist, monkeypatch, capsys):
     from training import __main__ as cli
     from training import data
-    from training.atlas import atlas_path_for, load_atlas
+    from training.atlas_io import atlas_path_for, load_atlas
 
     root, md5 = tiny_mnist
     monkeypatch.setattr(data, "MNIST_FILES", md5)
@@ -305,8 +305,8 @@ def test_evaluate_cli_json(tmp_path, tiny_mnist, good_ckpt, monkeypatch, capsys)
 
 def test_export_cli_writes_atlas_tied_to_checkpoint(tiny_mnist, good_ckpt, monkeypatch, capsys):
     from training import export
-    from training.atlas import atlas_path_for, load_atlas
-    from training.checkpoint import file_sha256
+    from training.atlas_io import atlas_path_for, load_atlas
+    from training.fileio import file_sha256
 
     root, md5 = tiny_mnist
     _use_tiny_md5(monkeypatch, md5)
@@ -320,7 +320,7 @@ def test_export_cli_writes_atlas_tied_to_checkpoint(tiny_mnist, good_ckpt, monke
 
 def test_export_reuse_keeps_tsne_and_metrics_of_same_checkpoint(tiny_mnist, good_ckpt, monkeypatch):
     from training import export
-    from training.atlas import atlas_path_for, load_atlas, save_atlas
+    from training.atlas_io import atlas_path_for, load_atlas, save_atlas
 
     root, md5 = tiny_mnist
     _use_tiny_md5(monkeypatch, md5)

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.atlas_io import WEIGHT_PREFIX, atlas_path_for, load_atlas, save_atlas  # noqa: F401 - re-exported
-from training.checkpoint import file_sha256, model_from_checkpoint, read_checkpoint
+from training.atlas_io import WEIGHT_PREFIX, atlas_path_for, save_atlas
+from training.checkpoint import model_from_checkpoint, read_checkpoint
 from training.evaluate import evaluate
+from training.fileio import file_sha256
 from training.model import VAE
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from training.fileio import atomic_write_bytes, file_sha256  # noqa: F401 - re-exported
+from training.fileio import atomic_write_bytes
 from training.model import VAE, ModelConfig
 
 FORMAT_VERSION = 1

@@ -5,7 +5,7 @@ Shapes: x is [B, 784] in [0, 1]; z, mu and logvar are [B, D]; decoder logits are
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
