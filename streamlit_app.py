@@ -78,16 +78,16 @@ def sidebar_ui(m: bundle.ExplorerModel) -> None:
     f = m.facts
     st.sidebar.markdown(f"**{m.name}** · preset `{f['preset']}` · {f['latent_dim']}-d latent · {f['parameters']:,} parameters")
     st.sidebar.caption(f"encoder {'-'.join(map(str, f['encoder']))}, decoder {'-'.join(map(str, f['decoder']))}")
-    if f.get("init_from"):
-        objective = f"the IWAE bound (k={f['train_iw_samples']})" if (f.get("train_iw_samples") or 1) > 1 else "the ELBO"
-        st.sidebar.caption(f"fine-tuned for {f['epochs_trained']} epochs on {objective}, starting from `{f['init_from']}`")
+    if stages := bundle.describe_stages(f["stages"]):
+        st.sidebar.caption(f"trained in {len(f['stages'])} stages: {stages}")
     a, b = st.sidebar.columns(2)
     a.metric("test −ELBO", f"{f['test_neg_elbo']:.1f}" if f["test_neg_elbo"] is not None else "–", help="nats, dynamically binarised MNIST test set")
     b.metric("test NLL", f"{f['test_nll']:.1f}" if f["test_nll"] is not None else "–",
              help=f"importance-weighted estimate (IWAE bound, k={f['iw_samples']} samples), nats")
     a.metric("active units", f"{f['active_units']} / {f['latent_dim']}" if f["active_units"] is not None else "–",
              help="unit u is active if Cov_x(E_q[z_u]) > 0.01 (Burda et al. 2015)")
-    b.metric("epochs", f"{f['epochs_trained']}", help=f"best test ELBO at epoch {f['best_epoch']}")
+    b.metric("epochs", f"{f['epochs_total']}", help=f"the weights are those of epoch {f['best_epoch']} of the last stage, "
+             "the best on the test objective of that stage")
     with st.sidebar.expander("The idea: noise vs. reconstruction", expanded=True):
         st.markdown(IDEA)
 

@@ -62,11 +62,13 @@ def model_facts(atlas: dict[str, Any], model: NumpyVAE) -> dict[str, Any]:
     cfg = model.config
     return {
         "preset": train_cfg.get("preset"),
-        "init_from": train_cfg.get("init_from"),  # set for a fine-tuned model
-        "train_iw_samples": train_cfg.get("iw_samples", 1),
+        # Training stages, oldest first (a fine-tuned model has several); atlases made before stages
+        # were recorded have none, and then the one stage is the checkpoint's own.
+        "stages": [dict(s) for s in info.get("stages") or []],
         "latent_dim": model.latent_dim,
         "parameters": model.num_parameters(),
-        "epochs_trained": info.get("epochs_trained"),
+        "epochs_trained": info.get("epochs_trained"),  # in the last stage
+        "epochs_total": sum(int(s.get("epochs") or 0) for s in info.get("stages") or []) or info.get("epochs_trained"),
         "best_epoch": info.get("best_epoch"),
         "test_neg_elbo": metrics.get("neg_elbo"),
         "test_nll": metrics.get("nll"),
@@ -75,6 +77,14 @@ def model_facts(atlas: dict[str, Any], model: NumpyVAE) -> dict[str, Any]:
         "encoder": [cfg["input_dim"], *cfg["encoder_hidden"], model.latent_dim],
         "decoder": [model.latent_dim, *cfg["decoder_hidden"], cfg["input_dim"]],
     }
+
+
+def describe_stages(stages: list[dict[str, Any]]) -> str:
+    """'250 epochs on the ELBO → 40 on the IWAE bound (k=5)'; '' for a model trained in one stage."""
+    if len(stages) < 2:
+        return ""
+    parts = [f"{s.get('epochs')} on the {s.get('objective')}" for s in stages]
+    return f"{parts[0].replace(' on ', ' epochs on ', 1)} → " + " → ".join(parts[1:])
 
 
 def load_explorer_model(path: str | Path) -> ExplorerModel:

@@ -33,8 +33,15 @@ def test_load_explorer_model_facts(em):
     assert em.atlas["mu"].shape == (300, 8) and em.atlas["tsne"].shape == (300, 2)
     f = em.facts
     assert f["latent_dim"] == 8 and f["epochs_trained"] == 3 and f["iw_samples"] == 5
-    assert f["init_from"] is None and f["train_iw_samples"] == 1
+    assert [(st["objective"], st["epochs"]) for st in f["stages"]] == [("ELBO", 3)] and f["epochs_total"] == 3
+    assert bundle.describe_stages(f["stages"]) == ""  # one stage: nothing to explain
     assert np.isfinite(f["test_nll"]) and 0 <= f["active_units"] <= 8 and f["encoder"] == [784, 32, 8]
+
+
+def test_describe_stages_reads_oldest_first():
+    stages = [{"objective": "ELBO", "epochs": 250}, {"objective": "IWAE bound (k=5)", "epochs": 40},
+              {"objective": "IWAE bound (k=5)", "epochs": 300}]
+    assert bundle.describe_stages(stages) == "250 epochs on the ELBO → 40 on the IWAE bound (k=5) → 300 on the IWAE bound (k=5)"
 
 
 def test_missing_atlas_says_how_to_fix(tmp_path, tiny_models_dir):

@@ -13,7 +13,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from training import DEFAULT_CHECKPOINT, CheckpointError, load_vae
-from training.checkpoint import read_checkpoint, resume_path, save_checkpoint
+from training.checkpoint import read_checkpoint, resume_path, save_checkpoint, stage_summary, stages_of
 from training.config import TrainConfig, parse_args
 from training.loss import elbo_terms, gaussian_kl, iwae_nll, kl_weight_at, reconstruction_nll
 from training.model import PRESETS, VAE, ModelConfig
@@ -354,3 +354,10 @@ def test_fine_tune_with_iwae_from_a_checkpoint(tmp_path, tiny_tensors, good_ckpt
     assert best["best_test_neg_elbo"] == pytest.approx(min(r["test_iwae_k3"] for r in h))
     tuned = load_vae(result.best_path).state_dict()
     assert any(not torch.equal(start[k], tuned[k]) for k in start)
+    # the fine-tuned checkpoint remembers the stage it started from, and a second fine-tune both
+    parent = read_checkpoint(good_ckpt)
+    assert best["ancestors"] == [stage_summary(parent)] and stage_summary(parent)["objective"] == "ELBO"
+    cfg2 = tiny_cfg(tmp_path / "ft2", epochs=1, init_from=str(result.best_path), iw_samples=2, warmup_epochs=0.0)
+    again = read_checkpoint(train(cfg2, tr_x, te_x, log=lambda s: None).best_path)
+    assert [(s["objective"], s["epochs"]) for s in stages_of(again)] == [
+        ("ELBO", len(parent["history"])), ("IWAE bound (k=3)", 2), ("IWAE bound (k=2)", 1)]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from training.atlas_io import WEIGHT_PREFIX, atlas_path_for, save_atlas
-from training.checkpoint import model_from_checkpoint, read_checkpoint
+from training.checkpoint import model_from_checkpoint, read_checkpoint, stages_of
 from training.evaluate import evaluate
 from training.fileio import file_sha256
 from training.model import VAE
@@ -78,6 +78,7 @@ def checkpoint_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": ckpt.get("epoch"),
         "epochs_trained": len(history) or ckpt.get("epoch"),
         "best_test_neg_elbo": ckpt.get("best_test_neg_elbo"),
+        "stages": stages_of(ckpt),  # the training stages behind these weights, oldest first
     }
 
 

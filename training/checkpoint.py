@@ -3,7 +3,8 @@
 A checkpoint is a dict of plain types and tensors:
   format_version, kind ("best" or "resume"), model_config, train_config, epoch, model_state,
   optimizer_state (resume files only: a best file has nothing to resume from and stays small),
-  history (list of per-epoch metric dicts), best_test_neg_elbo, data_md5, metrics (evaluation, may be {}).
+  history (list of per-epoch metric dicts), best_test_neg_elbo, data_md5, metrics (evaluation, may be {}),
+  ancestors (fine-tuned models only: one `stage_summary` per earlier training stage, oldest first).
 """
 
 from __future__ import annotations
@@ -55,6 +56,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if ckpt["format_version"] != FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {ckpt['format_version']}, this code reads {FORMAT_VERSION}")
     return ckpt
+
+
+def stage_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """One training stage of a checkpoint in plain types: objective, epochs run, best epoch, start lr."""
+    cfg = ckpt.get("train_config") or {}
+    history = ckpt.get("history") or []
+    k = int(cfg.get("iw_samples", 1) or 1)
+    return {
+        "objective": f"IWAE bound (k={k})" if k > 1 else "ELBO",
+        "epochs": len(history) or ckpt.get("epoch"),
+        "best_epoch": ckpt.get("epoch"),
+        "lr": cfg.get("lr"),
+    }
+
+
+def stages_of(ckpt: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every training stage behind a checkpoint, oldest first, its own last (see `stage_summary`)."""
+    return [dict(a) for a in ckpt.get("ancestors") or []] + [stage_summary(ckpt)]
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "<checkpoint>") -> VAE:

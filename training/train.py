@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from training.checkpoint import model_from_checkpoint, read_checkpoint, resume_path, save_checkpoint
+from training.checkpoint import model_from_checkpoint, read_checkpoint, resume_path, save_checkpoint, stages_of
 from training.config import REPO_ROOT, TrainConfig
 from training.evaluate import binarize_fixed, elbo_metrics, iwae_metric
 from training.loss import elbo_terms, iwae_terms, kl_weight_at
@@ -130,7 +130,8 @@ def train_epoch(
     return {"train_loss": loss_sum / n, "train_recon": recon_sum / n, "train_kl": kl_sum / n}
 
 
-def _payload(model: VAE, cfg: TrainConfig, epoch: int, history: list, best: float, data_md5: dict, kind: str) -> dict[str, Any]:
+def _payload(model: VAE, cfg: TrainConfig, epoch: int, history: list, best: float, data_md5: dict, kind: str,
+             ancestors: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "kind": kind,
         "model_config": model.config.to_dict(),
@@ -141,6 +142,7 @@ def _payload(model: VAE, cfg: TrainConfig, epoch: int, history: list, best: floa
         "best_test_neg_elbo": best,
         "data_md5": dict(data_md5),
         "metrics": {},
+        "ancestors": [dict(a) for a in ancestors],
     }
 
 
@@ -178,9 +180,12 @@ def train(
     torch.manual_seed(cfg.seed)  # weight initialisation
     if cfg.init_from:
         init_path = Path(cfg.init_from) if Path(cfg.init_from).is_absolute() else REPO_ROOT / cfg.init_from
-        model = model_from_checkpoint(read_checkpoint(init_path), init_path).to(device)
+        parent = read_checkpoint(init_path)
+        model = model_from_checkpoint(parent, init_path).to(device)
+        ancestors = stages_of(parent)  # so a fine-tuned model still says how its weights were made
     else:
         model = VAE(cfg.model_config()).to(device)
+        ancestors = []
     optimizer = make_optimizer(model, cfg.lr)
     history: list[dict[str, Any]] = []
     best = math.inf
@@ -218,8 +223,8 @@ def train(
         history.append(row)
         if score < best:
             best = score
-            save_checkpoint(best_path, _payload(model, cfg, epoch, history, best, data_md5, "best"))
-        resume_state = _payload(model, cfg, epoch, history, best, data_md5, "resume")
+            save_checkpoint(best_path, _payload(model, cfg, epoch, history, best, data_md5, "best", ancestors))
+        resume_state = _payload(model, cfg, epoch, history, best, data_md5, "resume", ancestors)
         resume_state["optimizer_state"] = optimizer.state_dict()
         save_checkpoint(last_path, resume_state)
         outer.set_postfix(test_neg_elbo=f"{test['neg_elbo']:.2f}", best=f"{best:.2f}")
