@@ -117,6 +117,24 @@ def test_small_batch_overfits():
     assert terms.loss.item() < 0.3 * first
 
 
+def test_weight_decay_shrinks_weights_that_get_no_gradient():
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(encoder_hidden=(8,), decoder_hidden=(8,), latent_dim=2))
+    start = [p.detach().clone() for p in model.parameters()]
+    for wd, factor in ((0.0, 1.0), (0.5, 1.0 - 1e-2 * 0.5)):
+        with torch.no_grad():
+            for p, s in zip(model.parameters(), start):
+                p.copy_(s)
+        opt = make_optimizer(model, 1e-2, weight_decay=wd)
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)  # no signal: only the decay can move a weight
+        opt.step()
+        for p, s in zip(model.parameters(), start):
+            torch.testing.assert_close(p.detach(), s * factor)
+    with pytest.raises(ValueError, match="weight_decay"):
+        tiny_cfg(Path("unused"), weight_decay=-1.0)
+
+
 def test_train_writes_best_and_resume_checkpoints(tmp_path, tiny_tensors):
     tr_x, _, te_x, _ = tiny_tensors
     cfg = tiny_cfg(tmp_path, epochs=3)

@@ -28,6 +28,7 @@ class TrainConfig:
     lr: float = 1e-3  # Adam learning rate at the start of the schedule
     lr_schedule: str = "cosine"  # "cosine" (to lr_min_ratio*lr at the last epoch) or "constant"
     lr_min_ratio: float = 0.05
+    weight_decay: float = 0.0  # >0 switches Adam to AdamW with this decoupled weight decay
     latent_dim: int | None = None
     encoder_hidden: tuple[int, ...] | None = None
     decoder_hidden: tuple[int, ...] | None = None
@@ -56,6 +57,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.iw_samples < 1:
             raise ValueError(f"iw_samples must be >= 1, got {self.iw_samples}")
         if self.beta < 0 or self.warmup_epochs < 0:

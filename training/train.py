@@ -51,11 +51,15 @@ def _lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
-def make_optimizer(model: VAE, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(model: VAE, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     # fused=True: one vectorised kernel per parameter. Same Adam update as foreach=True (differences
     # are float rounding, ~1e-8), but ~2.8x faster per step on CPU (0.42 vs 1.17 ms for the
     # 784-400-20 model, 1 thread): a 60k-image epoch went 4.2 -> 3.7 s CPU. Also supported on CUDA.
     # A resumed run keeps the foreach/fused choice stored in its checkpoint's optimizer state.
+    # weight_decay > 0 gives AdamW: decoupled decay, w <- w - lr * weight_decay * w each step, which
+    # shrinks weights whose gradients are mostly noise and barely touches those that carry signal.
+    if weight_decay > 0:
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 
@@ -186,7 +190,7 @@ def train(
     else:
         model = VAE(cfg.model_config()).to(device)
         ancestors = []
-    optimizer = make_optimizer(model, cfg.lr)
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     history: list[dict[str, Any]] = []
     best = math.inf
     start_epoch = 1
