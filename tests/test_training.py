@@ -95,6 +95,29 @@ def test_iwae_bound_is_tighter_than_elbo():
     assert (nll <= neg_elbo + 1e-3).all()
 
 
+def test_widened_proposal_estimates_the_same_likelihood():
+    """With a 1-d latent, log p(x) is a 1-d integral: quadrature gives it exactly. Both the encoder's
+    own proposal and a widened one must estimate it; a wrong log-density of the widened proposal would
+    be off by log(scale) = 0.69 nats."""
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(encoder_hidden=(16,), decoder_hidden=(16,), latent_dim=1)).eval()
+    with torch.no_grad():
+        for p in [*model.decoder_body.parameters(), *model.decoder_out.parameters()]:
+            p.mul_(0.1)  # a smooth p(x|z), so that a few thousand samples settle the estimate
+    x = torch.bernoulli(torch.full((4, 784), 0.5))
+    z = torch.linspace(-10, 10, 20001).unsqueeze(-1)  # [G, 1]
+    with torch.no_grad():
+        logits = model.decode(z)  # [G, 784]
+        log_px_z = -torch.nn.functional.binary_cross_entropy_with_logits(
+            logits.unsqueeze(1).expand(-1, 4, -1), x.expand(len(z), -1, -1), reduction="none").sum(-1)  # [G, 4]
+    log_joint = log_px_z - 0.5 * (z.pow(2) + math.log(2 * math.pi))
+    exact_nll = -(torch.logsumexp(log_joint, dim=0) + math.log(20 / 20000))
+    for scale in (1.0, 2.0):
+        torch.manual_seed(1)
+        est = iwae_nll(model, x, k=20000, chunk=5000, proposal_scale=scale)
+        torch.testing.assert_close(est, exact_nll, atol=0.02, rtol=0)
+
+
 def test_kl_warmup_schedule():
     assert kl_weight_at(0, 10) == pytest.approx(0.1)
     assert kl_weight_at(9, 10) == 1.0 and kl_weight_at(100, 10, beta=2.0) == 2.0

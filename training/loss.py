@@ -62,20 +62,23 @@ def elbo_terms(model: VAE, x: torch.Tensor, kl_weight: float = 1.0, likelihood: 
     return LossTerms(loss=loss, recon=recon.detach(), kl=kl.detach())
 
 
-def log_weights(model: VAE, x: torch.Tensor, k: int, kl_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Importance log-weights log p(x|z_k) + w * (log p(z_k) - log q(z_k|x)) for k samples, [k, B].
+def log_weights(model: VAE, x: torch.Tensor, k: int, kl_weight: float = 1.0,
+                proposal_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Importance log-weights log p(x|z_k) + w * (log p(z_k) - log r(z_k|x)) for k samples, [k, B].
 
-    Also returns mu, logvar [B, D]. With w = 1 these are the IWAE weights (Burda et al. 2015, eq. 8).
+    The proposal r is the encoder's q(z|x) = N(mu, sigma^2) with sigma multiplied by proposal_scale
+    (1: q itself). Also returns mu, logvar [B, D]. With w = 1 and scale 1 these are the IWAE weights
+    (Burda et al. 2015, eq. 8).
     """
     mu, logvar = model.encode(x)
-    std = torch.exp(0.5 * logvar)
+    std = torch.exp(0.5 * logvar) * proposal_scale
     eps = torch.randn((k, *mu.shape), dtype=mu.dtype, device=mu.device)
     z = mu + std * eps  # [k, B, D]
     logits = model.decode(z)  # [k, B, 784]
     log_px_z = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
     log_pz = -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
-    log_qz_x = -0.5 * (eps.pow(2) + _LOG_2PI + logvar).sum(-1)
-    return log_px_z + kl_weight * (log_pz - log_qz_x), mu, logvar
+    log_rz_x = -0.5 * (eps.pow(2) + _LOG_2PI + logvar + 2.0 * math.log(proposal_scale)).sum(-1)
+    return log_px_z + kl_weight * (log_pz - log_rz_x), mu, logvar
 
 
 def iwae_terms(model: VAE, x: torch.Tensor, k: int, kl_weight: float = 1.0) -> LossTerms:
@@ -91,14 +94,17 @@ def iwae_terms(model: VAE, x: torch.Tensor, k: int, kl_weight: float = 1.0) -> L
 
 
 @torch.no_grad()
-def iwae_nll(model: VAE, x: torch.Tensor, k: int, chunk: int = 250) -> torch.Tensor:
+def iwae_nll(model: VAE, x: torch.Tensor, k: int, chunk: int = 250, proposal_scale: float = 1.0) -> torch.Tensor:
     """Importance-sampled estimate of -log p(x) with k samples (an upper bound on the NLL), [B].
 
     Samples are drawn in chunks so [chunk, B, 784] logits fit in memory; log-mean-exp is exact.
+    Any proposal gives an unbiased estimate of p(x), hence an upper bound on -log p(x) in
+    expectation; a proposal_scale > 1 widens q(z|x), which is tighter when the encoder's posteriors
+    are too narrow (the usual case: q under-covers the tails of the true posterior).
     """
     parts = []
     for start in range(0, k, chunk):
-        lw, _, _ = log_weights(model, x, min(chunk, k - start))
+        lw, _, _ = log_weights(model, x, min(chunk, k - start), proposal_scale=proposal_scale)
         parts.append(lw)
     lw_all = torch.cat(parts, dim=0)
     return -(torch.logsumexp(lw_all, dim=0) - math.log(k))

@@ -1,0 +1,84 @@
+"""training.recipes: one command per shipped model, stage by stage, resumable, and true to the shipped files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training import data, recipes
+from training.checkpoint import read_checkpoint, stages_of
+from training.config import REPO_ROOT, TrainConfig, parse_args
+
+# Settings that say where or how fast a run went, not what it trained.
+NOT_TRAINING = {"threads", "resume", "progress", "output", "init_from", "atlas", "data_root", "device", "eval_iw_samples"}
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path: Path, tiny_mnist, monkeypatch) -> tuple[Path, Path]:
+    """A two-stage recipe 'tiny' (ELBO, then IWAE k=2) on the synthetic MNIST root; returns its two outputs."""
+    root, md5 = tiny_mnist
+    monkeypatch.setattr(data.ensure_mnist, "__defaults__", (data.DEFAULT_ROOT, md5, None))
+    monkeypatch.setattr(data.load_mnist, "__defaults__", (data.DEFAULT_ROOT, True, md5))
+    small = ("--data-root", str(root), "--encoder-hidden", "16", "--decoder-hidden", "16", "--latent-dim", "2",
+             "--batch-size", "64", "--no-atlas")
+    first, final = tmp_path / "staging" / "s1.pt", tmp_path / "models" / "final.pt"
+    monkeypatch.setitem(recipes.RECIPES, "tiny", (
+        recipes.Stage("elbo", ("--epochs", "2", *small, "--output", str(first))),
+        recipes.Stage("iwae", ("--init-from", str(first), "--iw-samples", "2", "--warmup-epochs", "0", "--epochs", "1",
+                               *small, "--output", str(final))),
+    ))
+    return first, final
+
+
+def test_recipe_runs_each_stage_on_the_last_and_skips_finished_stages(tiny_recipe, one_torch_thread):
+    first, final = tiny_recipe
+    logs: list[str] = []
+    assert recipes.run_recipe("tiny", progress=False, log=logs.append) == 0
+    stages = stages_of(read_checkpoint(final))
+    assert [(s["objective"], s["epochs"]) for s in stages] == [("ELBO", 2), ("IWAE bound (k=2)", 1)]
+    before = final.read_bytes(), first.read_bytes()
+
+    logs.clear()
+    assert recipes.run_recipe("tiny", progress=False, log=logs.append) == 0
+    assert sum("already finished" in line for line in logs) == 2
+    assert (final.read_bytes(), first.read_bytes()) == before  # nothing retrained
+
+    # files left by a run with other settings are not a finished stage: it runs, and --resume refuses them
+    other = recipes.Stage("iwae", (*recipes.RECIPES["tiny"][1].argv, "--beta", "0.5"))
+    assert not recipes.stage_finished(recipes.stage_argv(other, threads=1, progress=False))
+
+
+def test_dry_run_prints_the_commands_and_trains_nothing(tiny_recipe):
+    first, final = tiny_recipe
+    logs: list[str] = []
+    assert recipes.run_recipe("tiny", dry_run=True, log=logs.append) == 0
+    assert len(logs) == 2 and all(line.split("] ", 1)[1].startswith("python -m training --") for line in logs)
+    assert "--init-from " + str(first) in logs[1]
+    assert not first.exists() and not final.exists()
+
+
+def test_a_failing_stage_stops_the_recipe_with_its_exit_code(tmp_path, tiny_recipe, monkeypatch):
+    first, final = tiny_recipe
+    broken = (recipes.Stage("bad", ("--init-from", str(tmp_path / "missing.pt"), "--output", str(first))),
+              recipes.RECIPES["tiny"][1])
+    monkeypatch.setitem(recipes.RECIPES, "tiny", broken)
+    logs: list[str] = []
+    assert recipes.run_recipe("tiny", progress=False, log=logs.append) == 1
+    assert "rerun the same command" in logs[-1] and not final.exists()  # the next stage never ran
+
+
+@pytest.mark.parametrize("name", ["default", "seed"])
+def test_each_shipped_model_is_what_its_recipe_trains(name):
+    """The last stage's flags are the shipped checkpoint's training settings, and its recorded stages
+    (objective, epochs, learning rate) are the recipe's stages, in order."""
+    ckpt = read_checkpoint(REPO_ROOT / "models" / f"{name}.pt")
+    configs = [parse_args(recipes.stage_argv(s, threads=1, progress=False)) for s in recipes.RECIPES[name]]
+    want = {k: v for k, v in configs[-1].to_dict().items() if k not in NOT_TRAINING}
+    # from_dict fills settings added after the model was trained with their defaults (what it ran with)
+    got = {k: v for k, v in TrainConfig.from_dict(ckpt["train_config"]).to_dict().items() if k not in NOT_TRAINING}
+    assert got == want
+    assert configs[-1].output_path() == REPO_ROOT / "models" / f"{name}.pt"
+    recorded = [(s["objective"], s["epochs"], s["lr"]) for s in stages_of(ckpt)]
+    planned = [("ELBO" if c.iw_samples == 1 else f"IWAE bound (k={c.iw_samples})", c.epochs, c.lr) for c in configs]
+    assert recorded == planned

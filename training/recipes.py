@@ -1,0 +1,98 @@
+"""`python -m training.recipes NAME`: rebuild a shipped model, every training stage, with one command.
+
+A recipe is the exact sequence of `python -m training` runs behind a model in `models/`. Stages
+before the last write to `artifacts/recipes/` (git-ignored), so the app never lists half-made
+models; the last stage writes the shipped path and its atlas. Each stage runs with `--resume`, and a
+finished stage is skipped, so rerunning a killed recipe continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from training.checkpoint import CheckpointError, read_checkpoint, resume_path
+from training.config import parse_args
+from training.train import RESUMABLE_CHANGES
+
+STAGING = "artifacts/recipes"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One `python -m training` run: its flags, without --threads/--resume/--progress."""
+
+    name: str
+    argv: tuple[str, ...]
+
+
+RECIPES: dict[str, tuple[Stage, ...]] = {
+    "seed": (Stage("seed", ("--preset", "seed", "--epochs", "100", "--output", "models/seed.pt")),),
+    "default": (
+        Stage("elbo", ("--epochs", "250", "--no-atlas", "--output", f"{STAGING}/default.stage1.pt")),
+        # Fine-tuning on the IWAE bound; no KL warm-up, since the weights are already trained.
+        Stage("iwae", ("--init-from", f"{STAGING}/default.stage1.pt", "--iw-samples", "5", "--warmup-epochs", "0",
+                       "--epochs", "40", "--lr", "1e-4", "--output", "models/default.pt")),
+    ),
+}
+
+
+def stage_argv(stage: Stage, threads: int, progress: bool) -> list[str]:
+    """The full flag list of a stage as this recipe runs it."""
+    return [*stage.argv, "--threads", str(threads), "--resume", "--progress" if progress else "--no-progress"]
+
+
+def stage_finished(argv: Sequence[str]) -> bool:
+    """True if the stage's best checkpoint exists and its resume file, written by a run with these
+    same training settings (a stale file from another run does not count), says every epoch ran."""
+    cfg = parse_args(argv)
+    last = resume_path(cfg.output_path())
+    if not cfg.output_path().is_file() or not last.is_file():
+        return False
+    try:
+        state = read_checkpoint(last)
+        saved = dict(state["train_config"])
+        now = cfg.to_dict()
+        same = all(now.get(k) == v for k, v in saved.items() if k not in RESUMABLE_CHANGES)
+        return same and int(state["epoch"]) >= cfg.epochs
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return False
+
+
+def run_recipe(name: str, threads: int = 1, progress: bool = True, dry_run: bool = False,
+               run_stage: Callable[[list[str]], int] | None = None, log: Callable[[str], None] = print) -> int:
+    """Run (or with dry_run, only print) every unfinished stage of RECIPES[name]; 0 on success."""
+    if run_stage is None:
+        from training.__main__ import main as run_stage
+    stages = RECIPES[name]
+    for i, stage in enumerate(stages, 1):
+        argv = stage_argv(stage, threads, progress)
+        command = "python -m training " + " ".join(argv)
+        if stage_finished(argv):
+            log(f"[{name} {i}/{len(stages)} {stage.name}] already finished: {command}")
+            continue
+        log(f"[{name} {i}/{len(stages)} {stage.name}] {command}")
+        if dry_run:
+            continue
+        Path(parse_args(argv).output_path()).parent.mkdir(parents=True, exist_ok=True)
+        if (rc := run_stage(argv)) != 0:
+            log(f"stage {stage.name} failed (exit {rc}); rerun the same command to continue from where it stopped")
+            return rc
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.recipes", description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(RECIPES), help="which shipped model to rebuild")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for every stage (default: 1)")
+    parser.add_argument("--dry-run", action="store_true", help="print the stage commands without running them")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="log lines instead of progress bars")
+    args = parser.parse_args(argv)
+    return run_recipe(args.name, threads=args.threads, progress=args.progress, dry_run=args.dry_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
