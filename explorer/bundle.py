@@ -83,8 +83,9 @@ def describe_stages(stages: list[dict[str, Any]]) -> str:
     """'250 epochs on the ELBO → 40 on the IWAE bound (k=5)'; '' for a model trained in one stage."""
     if len(stages) < 2:
         return ""
-    parts = [f"{s.get('epochs')} on the {s.get('objective')}" for s in stages]
-    return f"{parts[0].replace(' on ', ' epochs on ', 1)} → " + " → ".join(parts[1:])
+    first, *rest = stages
+    return " → ".join([f"{first.get('epochs')} epochs on the {first.get('objective')}",
+                       *(f"{s.get('epochs')} on the {s.get('objective')}" for s in rest)])
 
 
 def load_explorer_model(path: str | Path) -> ExplorerModel:

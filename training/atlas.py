@@ -71,14 +71,14 @@ def tsne_2d(mu: np.ndarray, seed: int = 0, verbose: bool = True) -> np.ndarray:
 
 def checkpoint_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
     """What the app shows about a checkpoint, as plain JSON-able values."""
-    history = ckpt.get("history") or []
+    stages = stages_of(ckpt)  # the training stages behind these weights, oldest first
     return {
         "model_config": dict(ckpt["model_config"]),
         "train_config": dict(ckpt.get("train_config") or {}),
-        "best_epoch": ckpt.get("epoch"),
-        "epochs_trained": len(history) or ckpt.get("epoch"),
+        "best_epoch": stages[-1]["best_epoch"],
+        "epochs_trained": stages[-1]["epochs"],
         "best_test_neg_elbo": ckpt.get("best_test_neg_elbo"),
-        "stages": stages_of(ckpt),  # the training stages behind these weights, oldest first
+        "stages": stages,
     }
 
 

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from training.checkpoint import CheckpointError, read_checkpoint, resume_path
 from training.config import parse_args
-from training.train import RESUMABLE_CHANGES
+from training.train import config_differences
 
 STAGING = "artifacts/recipes"
 
@@ -54,10 +54,7 @@ def stage_finished(argv: Sequence[str]) -> bool:
         return False
     try:
         state = read_checkpoint(last)
-        saved = dict(state["train_config"])
-        now = cfg.to_dict()
-        same = all(now.get(k) == v for k, v in saved.items() if k not in RESUMABLE_CHANGES)
-        return same and int(state["epoch"]) >= cfg.epochs
+        return not config_differences(dict(state["train_config"]), cfg) and int(state["epoch"]) >= cfg.epochs
     except (CheckpointError, KeyError, TypeError, ValueError):
         return False
 
