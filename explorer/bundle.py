@@ -1,8 +1,8 @@
 """Find checkpoints and load a model together with its latent atlas, with clear errors.
 
 The app never encodes the test set or runs t-SNE: everything about the test set comes from the
-atlas written at training time (training.atlas), and so do the weights, run in NumPy. Nothing here
-imports torch; the checkpoint file is only hashed, to check the atlas belongs to it.
+atlas written at training time, and so do the weights, run in NumPy. Nothing here imports torch;
+the checkpoint file is only hashed, to check the atlas belongs to it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.atlas_format import Atlas, AtlasError, load_atlas
+from common.fileio import file_sha256
+from common.paths import DEFAULT_CHECKPOINT, MODELS_DIR, atlas_path_for
 from explorer.numpy_vae import NumpyVAE
-from training import DEFAULT_CHECKPOINT
-from training.atlas_io import atlas_path_for, load_atlas
-from training.fileio import file_sha256
 
 MODELS_DIR_ENV = "VAE_EXPLORER_MODELS"  # lets tests and users point the app at another folder
 
@@ -25,15 +25,44 @@ class ModelUnavailableError(ValueError):
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One training stage behind a checkpoint's weights, as its atlas records it."""
+
+    objective: str  # "ELBO" or "IWAE bound (k=5)"
+    epochs: int | None
+    best_epoch: int | None = None
+    lr: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the sidebar shows about a model; None where the atlas does not say."""
+
+    preset: str | None
+    stages: tuple[Stage, ...]  # oldest first; a model trained once has one
+    latent_dim: int
+    parameters: int
+    encoder_sizes: tuple[int, ...]  # 784, hidden..., D
+    decoder_sizes: tuple[int, ...]  # D, hidden..., 784
+    epochs_trained: int | None  # in the last stage
+    epochs_total: int | None  # over all stages
+    best_epoch: int | None  # of the last stage: the epoch whose weights these are
+    test_neg_elbo: float | None
+    test_nll: float | None
+    iw_samples: int | None  # k of the NLL estimate
+    active_units: int | None
+
+
+@dataclass(frozen=True)
 class ExplorerModel:
-    """A loaded checkpoint: the VAE (eval, CPU), its atlas arrays and the facts the sidebar shows."""
+    """A loaded checkpoint: the VAE (NumPy), its atlas and the facts the sidebar shows. Read-only."""
 
     name: str
     path: Path
     sha256: str
     model: NumpyVAE
-    atlas: dict[str, Any]
-    facts: dict[str, Any]
+    atlas: Atlas
+    facts: ModelFacts
 
     @property
     def latent_dim(self) -> int:
@@ -42,7 +71,7 @@ class ExplorerModel:
 
 def models_dir() -> Path:
     """The folder the model picker lists: $VAE_EXPLORER_MODELS or the repo's models/."""
-    return Path(os.environ.get(MODELS_DIR_ENV) or DEFAULT_CHECKPOINT.parent)
+    return Path(os.environ.get(MODELS_DIR_ENV) or MODELS_DIR)
 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:
@@ -54,43 +83,53 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
     return sorted(paths, key=lambda p: p.name != DEFAULT_CHECKPOINT.name)
 
 
-def model_facts(atlas: dict[str, Any], model: NumpyVAE) -> dict[str, Any]:
-    """Preset, sizes, epochs and test metrics for display; missing values are None."""
-    metrics = atlas.get("metrics", {})
-    info = atlas.get("checkpoint", {})
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _float_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def model_facts(atlas: Atlas, model: NumpyVAE) -> ModelFacts:
+    """The sidebar's facts from the atlas's checkpoint summary and metrics (atlases of older
+    versions may lack some: those are None)."""
+    metrics, info = atlas.metrics, atlas.checkpoint
     train_cfg = info.get("train_config") or {}
+    stages = tuple(Stage(objective=str(s.get("objective", "?")), epochs=_int_or_none(s.get("epochs")),
+                         best_epoch=_int_or_none(s.get("best_epoch")), lr=_float_or_none(s.get("lr")))
+                   for s in info.get("stages") or [] if isinstance(s, dict))
     cfg = model.config
-    return {
-        "preset": train_cfg.get("preset"),
-        # Training stages, oldest first (a fine-tuned model has several); atlases made before stages
-        # were recorded have none, and then the one stage is the checkpoint's own.
-        "stages": [dict(s) for s in info.get("stages") or []],
-        "latent_dim": model.latent_dim,
-        "parameters": model.num_parameters(),
-        "epochs_trained": info.get("epochs_trained"),  # in the last stage
-        "epochs_total": sum(int(s.get("epochs") or 0) for s in info.get("stages") or []) or info.get("epochs_trained"),
-        "best_epoch": info.get("best_epoch"),
-        "test_neg_elbo": metrics.get("neg_elbo"),
-        "test_nll": metrics.get("nll"),
-        "iw_samples": metrics.get("iw_samples"),
-        "active_units": metrics.get("active_units"),
-        "encoder": [cfg["input_dim"], *cfg["encoder_hidden"], model.latent_dim],
-        "decoder": [model.latent_dim, *cfg["decoder_hidden"], cfg["input_dim"]],
-    }
+    epochs_trained = _int_or_none(info.get("epochs_trained"))
+    return ModelFacts(
+        preset=train_cfg.get("preset"),
+        stages=stages,
+        latent_dim=model.latent_dim,
+        parameters=model.num_parameters(),
+        encoder_sizes=(int(cfg.get("input_dim", 784)), *map(int, cfg["encoder_hidden"]), model.latent_dim),
+        decoder_sizes=(model.latent_dim, *map(int, cfg["decoder_hidden"]), int(cfg.get("input_dim", 784))),
+        epochs_trained=epochs_trained,
+        epochs_total=sum(s.epochs or 0 for s in stages) or epochs_trained,
+        best_epoch=_int_or_none(info.get("best_epoch")),
+        test_neg_elbo=_float_or_none(metrics.get("neg_elbo")),
+        test_nll=_float_or_none(metrics.get("nll")),
+        iw_samples=_int_or_none(metrics.get("iw_samples")),
+        active_units=_int_or_none(metrics.get("active_units")),
+    )
 
 
-def describe_stages(stages: list[dict[str, Any]]) -> str:
+def describe_stages(stages: tuple[Stage, ...]) -> str:
     """'250 epochs on the ELBO → 40 on the IWAE bound (k=5)'; '' for a model trained in one stage."""
     if len(stages) < 2:
         return ""
     first, *rest = stages
-    return " → ".join([f"{first.get('epochs')} epochs on the {first.get('objective')}",
-                       *(f"{s.get('epochs')} on the {s.get('objective')}" for s in rest)])
+    return " → ".join([f"{first.epochs} epochs on the {first.objective}", *(f"{s.epochs} on the {s.objective}" for s in rest)])
 
 
 def load_explorer_model(path: str | Path) -> ExplorerModel:
     """Checkpoint + atlas at `path`. Raises ModelUnavailableError (a ValueError) with the fix."""
     path = Path(path)
+    rebuild = f"rebuild it with `python -m training.export {path}`"
     if not path.is_file():
         raise ModelUnavailableError(f"checkpoint not found: {path}")
     atlas_file = atlas_path_for(path)
@@ -99,17 +138,15 @@ def load_explorer_model(path: str | Path) -> ExplorerModel:
                                     f"`python -m training.export {path}`")
     try:
         atlas = load_atlas(atlas_file)
-    except (ValueError, OSError) as e:
-        raise ModelUnavailableError(f"{atlas_file.name} is unreadable ({e}); rebuild it with `python -m training.export {path}`") from e
+    except AtlasError as e:
+        raise ModelUnavailableError(f"{atlas_file.name} cannot be used: {e}; {rebuild}") from e
+    except OSError as e:
+        raise ModelUnavailableError(f"{atlas_file.name} cannot be read ({e.strerror or e})") from e
     sha = file_sha256(path)
-    if atlas["checkpoint_sha256"] != sha:
-        raise ModelUnavailableError(f"{atlas_file.name} was made for another version of {path.name}; "
-                                    f"rebuild it with `python -m training.export {path}`")
+    if atlas.checkpoint_sha256 != sha:
+        raise ModelUnavailableError(f"{atlas_file.name} was made for another version of {path.name}; {rebuild}")
     try:
-        model = NumpyVAE(atlas["checkpoint"]["model_config"], atlas["weights"])
-    except (KeyError, ValueError) as e:
-        raise ModelUnavailableError(f"{atlas_file.name} holds no usable weights ({e}); rebuild it with "
-                                    f"`python -m training.export {path}`") from e
-    if atlas["mu"].shape[1] != model.latent_dim:
-        raise ModelUnavailableError(f"{atlas_file.name} has {atlas['mu'].shape[1]}-d codes but the model is {model.latent_dim}-d")
+        model = NumpyVAE(atlas.model_config, atlas.weights)
+    except ValueError as e:
+        raise ModelUnavailableError(f"{atlas_file.name} holds no usable weights: {e}; {rebuild}") from e
     return ExplorerModel(path.stem, path, sha, model, atlas, model_facts(atlas, model))

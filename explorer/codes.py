@@ -5,6 +5,8 @@ Images are float32 [28, 28] (or [B, 28, 28]) in [0, 1]; codes are float32 [D] (o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from explorer.numpy_vae import NumpyVAE
@@ -18,15 +20,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.float32)
 
 
-def decode(model: NumpyVAE, z: np.ndarray) -> np.ndarray:
-    """Pixel means sigmoid(decode(z)): z [D] -> [28, 28], z [B, D] -> [B, 28, 28]."""
+def decode_pixels(model: NumpyVAE, z: np.ndarray) -> np.ndarray:
+    """Pixel means sigmoid(logits(z)) in [0, 1]: z [D] -> [28, 28], z [B, D] -> [B, 28, 28]."""
     z = np.asarray(z, dtype=np.float32)
-    return sigmoid(model.decode(z)).reshape(*z.shape[:-1], 28, 28)
+    return sigmoid(model.decode_logits(z)).reshape(*z.shape[:-1], 28, 28)
 
 
-def encode(model: NumpyVAE, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """image [28, 28] in [0, 1] -> (mu [D], sigma [D]) of q(z|x)."""
-    mu, logvar = model.encode(np.asarray(image, dtype=np.float32).reshape(1, 784))
+def encode_mu_sigma(model: NumpyVAE, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """image [28, 28] in [0, 1] -> (mu [D], sigma [D]) of q(z|x) (sigma, not logvar)."""
+    mu, logvar = model.encode_mu_logvar(np.asarray(image, dtype=np.float32).reshape(1, 784))
     return mu[0], np.exp(0.5 * logvar[0]).astype(np.float32)
 
 
@@ -34,7 +36,7 @@ def posterior_samples(model: NumpyVAE, mu: np.ndarray, sigma: np.ndarray, n: int
     """Decodes of n draws z = mu + sigma * eps, eps ~ N(0, I) (fixed seed): [n, 28, 28]."""
     rng = np.random.default_rng(seed)
     z = mu[None, :] + sigma[None, :] * rng.standard_normal((n, len(mu)))
-    return decode(model, z.astype(np.float32))
+    return decode_pixels(model, z.astype(np.float32))
 
 
 def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
@@ -42,20 +44,31 @@ def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     return 0.5 * (mu**2 + np.exp(logvar) - 1.0 - logvar)
 
 
-def elbo_split(model: NumpyVAE, image: np.ndarray, samples: int = 64, seed: int = 0) -> dict[str, float]:
+@dataclass(frozen=True)
+class ElboSplit:
+    """The negative ELBO of one image in nats and its two terms: neg_elbo = recon + kl."""
+
+    recon: float
+    kl: float
+
+    @property
+    def neg_elbo(self) -> float:
+        return self.recon + self.kl
+
+
+def elbo_split(model: NumpyVAE, image: np.ndarray, samples: int = 64, seed: int = 0) -> ElboSplit:
     """Negative ELBO of image [28, 28] in nats, split into reconstruction and KL.
 
     Reconstruction is the Bernoulli cross-entropy of the grey levels, averaged over `samples` seeded
     draws of z ~ q(z|x); KL is analytic. (On grey levels this is a cross-entropy, not a likelihood.)
     """
     x = np.asarray(image, dtype=np.float32).reshape(1, 784)
-    mu, logvar = model.encode(x)
+    mu, logvar = model.encode_mu_logvar(x)
     eps = np.random.default_rng(seed).standard_normal((samples, mu.shape[1])).astype(np.float32)
-    logits = model.decode(mu + np.exp(0.5 * logvar) * eps)
+    logits = model.decode_logits(mu + np.exp(0.5 * logvar) * eps)
     # BCE with logits: softplus(l) - x * l, with softplus(l) = logaddexp(0, l) (stable for any l).
     recon = float((np.logaddexp(0.0, logits) - x * logits).sum(-1).mean())
-    kl = float(gaussian_kl(mu, logvar).sum())
-    return {"recon": recon, "kl": kl, "neg_elbo": recon + kl}
+    return ElboSplit(recon=recon, kl=float(gaussian_kl(mu, logvar).sum()))
 
 
 def class_gaussian(mu: np.ndarray, labels: np.ndarray, digit: int) -> tuple[np.ndarray, np.ndarray]:

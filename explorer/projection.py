@@ -7,9 +7,9 @@ openTSNE's optimising transform takes ~11 s for one point, see REFERENCE.md).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+
+from common.atlas_format import Atlas
 
 PROJECTIONS = ("PCA", "t-SNE")
 
@@ -35,15 +35,15 @@ def knn_place(z: np.ndarray, mu: np.ndarray, coords: np.ndarray, k: int = 10) ->
     return (coords[idx] * w[:, None]).sum(0) / w.sum()
 
 
-def map_coords(atlas: dict[str, Any], projection: str) -> np.ndarray:
+def map_coords(atlas: Atlas, projection: str) -> np.ndarray:
     """The atlas's [N, 2] coordinates for 'PCA' or 't-SNE'."""
     if projection not in PROJECTIONS:
         raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
-    return atlas["pca"] if projection == "PCA" else atlas["tsne"]
+    return atlas.pca if projection == "PCA" else atlas.tsne
 
 
-def place(z: np.ndarray, atlas: dict[str, Any], projection: str) -> np.ndarray:
+def place(z: np.ndarray, atlas: Atlas, projection: str) -> np.ndarray:
     """Where code z [D] lands on the chosen map, [2]: exact for PCA, k-NN placement for t-SNE."""
     if projection == "PCA":
-        return pca_project(z, atlas["pca_mean"], atlas["pca_components"])
-    return knn_place(z, atlas["mu"], atlas["tsne"])
+        return pca_project(z, atlas.pca_mean, atlas.pca_components)
+    return knn_place(z, atlas.mu, atlas.tsne)

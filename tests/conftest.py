@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -57,21 +58,14 @@ def tiny_tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tens
     return f(tr_x), torch.from_numpy(tr_y).long(), f(te_x), torch.from_numpy(te_y).long()
 
 
+TINY_MODELS = Path(__file__).resolve().parent / "assets" / "tiny_models"
+
+
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory) -> Path:
-    """A models folder holding `default.pt` (a briefly trained 8-d VAE) and its real atlas (t-SNE
-    included) over 300 synthetic test digits: what the app needs, built in seconds."""
-    from training.atlas import write_atlas_for
-    from training.config import TrainConfig
-    from training.train import train
-
+    """A copy (in tmp) of tests/assets/tiny_models: `default.pt`, a briefly trained 8-d VAE, and its real
+    atlas (t-SNE included) over 300 synthetic test digits. Rebuilt by tests/make_tiny_models.py."""
     folder = tmp_path_factory.mktemp("models")
-    tr_x, tr_y = synthetic_digits(512, seed=3)
-    te_x, te_y = synthetic_digits(300, seed=4)
-    f = lambda a: torch.from_numpy(a.reshape(len(a), -1)).float() / 255.0  # noqa: E731
-    cfg = TrainConfig(epochs=3, batch_size=64, encoder_hidden=(32,), decoder_hidden=(32,), latent_dim=8,
-                      warmup_epochs=1.0, progress=False, output=str(folder / "default.pt"))
-    result = train(cfg, f(tr_x), f(te_x), log=lambda s: None)
-    result.last_path.unlink()  # the picker must not list resume files anyway; keep the folder clean
-    write_atlas_for(result.best_path, f(te_x), torch.from_numpy(te_y).long(), iw_samples=5, progress=False)
+    for f in TINY_MODELS.iterdir():
+        shutil.copy2(f, folder / f.name)
     return folder

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import pytest
 
 from explorer import bundle, codes, figures, projection, state
-from training import atlas_path_for
+from common.paths import REPO_ROOT as REPO, atlas_path_for
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +30,16 @@ def test_load_explorer_model_facts(em):
     from explorer.numpy_vae import NumpyVAE
 
     assert em.latent_dim == 8 and isinstance(em.model, NumpyVAE)
-    assert em.atlas["mu"].shape == (300, 8) and em.atlas["tsne"].shape == (300, 2)
+    assert em.atlas.mu.shape == (300, 8) and em.atlas.tsne.shape == (300, 2)
     f = em.facts
-    assert f["latent_dim"] == 8 and f["epochs_trained"] == 3 and f["iw_samples"] == 5
-    assert [(st["objective"], st["epochs"]) for st in f["stages"]] == [("ELBO", 3)] and f["epochs_total"] == 3
-    assert bundle.describe_stages(f["stages"]) == ""  # one stage: nothing to explain
-    assert np.isfinite(f["test_nll"]) and 0 <= f["active_units"] <= 8 and f["encoder"] == [784, 32, 8]
+    assert f.latent_dim == 8 and f.epochs_trained == 3 and f.iw_samples == 5
+    assert [(st.objective, st.epochs) for st in f.stages] == [("ELBO", 3)] and f.epochs_total == 3
+    assert bundle.describe_stages(f.stages) == ""  # one stage: nothing to explain
+    assert np.isfinite(f.test_nll) and 0 <= f.active_units <= 8 and f.encoder_sizes == (784, 32, 8)
 
 
 def test_describe_stages_reads_oldest_first():
-    stages = [{"objective": "ELBO", "epochs": 250}, {"objective": "IWAE bound (k=5)", "epochs": 40},
-              {"objective": "IWAE bound (k=5)", "epochs": 300}]
+    stages = (bundle.Stage("ELBO", 250), bundle.Stage("IWAE bound (k=5)", 40), bundle.Stage("IWAE bound (k=5)", 300))
     assert bundle.describe_stages(stages) == "250 epochs on the ELBO → 40 on the IWAE bound (k=5) → 300 on the IWAE bound (k=5)"
 
 
@@ -68,32 +67,32 @@ def test_broken_checkpoint_is_a_clear_error(tmp_path):
 # --- codes ------------------------------------------------------------------------------------
 
 def test_decode_shapes_and_range(em):
-    one = codes.decode(em.model, np.zeros(8, np.float32))
-    many = codes.decode(em.model, np.zeros((3, 8), np.float32))
+    one = codes.decode_pixels(em.model, np.zeros(8, np.float32))
+    many = codes.decode_pixels(em.model, np.zeros((3, 8), np.float32))
     assert one.shape == (28, 28) and many.shape == (3, 28, 28)
     assert one.dtype == np.float32 and 0 <= one.min() and one.max() <= 1
-    assert not np.allclose(one, codes.decode(em.model, np.full(8, 3.0, np.float32)))
+    assert not np.allclose(one, codes.decode_pixels(em.model, np.full(8, 3.0, np.float32)))
 
 
 def test_encode_and_posterior_samples(em):
-    img = em.atlas["images"][0].reshape(28, 28) / 255.0
-    mu, sigma = codes.encode(em.model, img)
-    assert np.allclose(mu, em.atlas["mu"][0], atol=1e-5)
-    assert np.allclose(sigma, np.exp(0.5 * em.atlas["logvar"][0]), atol=1e-5)
+    img = em.atlas.images[0].reshape(28, 28) / 255.0
+    mu, sigma = codes.encode_mu_sigma(em.model, img)
+    assert np.allclose(mu, em.atlas.mu[0], atol=1e-5)
+    assert np.allclose(sigma, np.exp(0.5 * em.atlas.logvar[0]), atol=1e-5)
     s1 = codes.posterior_samples(em.model, mu, sigma, 6, seed=0)
     s2 = codes.posterior_samples(em.model, mu, sigma, 6, seed=0)
     assert s1.shape == (6, 28, 28) and np.array_equal(s1, s2)
     assert not np.allclose(s1[0], s1[1])  # the draws differ: that is the noise being shown
     still = codes.posterior_samples(em.model, mu, np.zeros_like(sigma), 2)
-    assert np.allclose(still[0], codes.decode(em.model, mu), atol=1e-6)
+    assert np.allclose(still[0], codes.decode_pixels(em.model, mu), atol=1e-6)
 
 
 def test_elbo_split(em):
-    img = em.atlas["images"][1].reshape(28, 28) / 255.0
+    img = em.atlas.images[1].reshape(28, 28) / 255.0
     e = codes.elbo_split(em.model, img)
-    assert e["neg_elbo"] == pytest.approx(e["recon"] + e["kl"]) and e["kl"] > 0 and e["recon"] > 0
-    mu, sigma = codes.encode(em.model, img)
-    assert e["kl"] == pytest.approx(0.5 * float((mu**2 + sigma**2 - 1 - 2 * np.log(sigma)).sum()), rel=1e-4)
+    assert e.neg_elbo == pytest.approx(e.recon + e.kl) and e.kl > 0 and e.recon > 0
+    mu, sigma = codes.encode_mu_sigma(em.model, img)
+    assert e.kl == pytest.approx(0.5 * float((mu**2 + sigma**2 - 1 - 2 * np.log(sigma)).sum()), rel=1e-4)
 
 
 def test_class_gaussian_and_sampling():
@@ -115,14 +114,14 @@ def test_class_gaussian_and_sampling():
 
 def test_pca_projection_is_exact_for_atlas_codes(em):
     a = em.atlas
-    assert np.allclose(projection.pca_project(a["mu"], a["pca_mean"], a["pca_components"]), a["pca"], atol=1e-4)
-    assert np.allclose(projection.place(a["mu"][5], a, "PCA"), a["pca"][5], atol=1e-4)
+    assert np.allclose(projection.pca_project(a.mu, a.pca_mean, a.pca_components), a.pca, atol=1e-4)
+    assert np.allclose(projection.place(a.mu[5], a, "PCA"), a.pca[5], atol=1e-4)
 
 
 def test_knn_placement(em):
     a = em.atlas
     # A code equal to a test code lands (almost) on that code's t-SNE position.
-    assert np.allclose(projection.place(a["mu"][7], a, "t-SNE"), a["tsne"][7], atol=1e-2)
+    assert np.allclose(projection.place(a.mu[7], a, "t-SNE"), a.tsne[7], atol=1e-2)
     mu = np.array([[0.0, 0], [1, 0], [10, 10]], np.float32)
     coords = np.array([[0.0, 0], [2, 0], [100, 100]], np.float32)
     assert np.allclose(projection.knn_place(np.array([0.5, 0], np.float32), mu, coords, k=2), [1.0, 0.0])
@@ -169,14 +168,14 @@ def test_map_click_without_a_usable_point_changes_nothing(selection):
 
 def test_latent_map_figure(em):
     a = em.atlas
-    fig = figures.latent_map_figure(a["tsne"], a["labels"], "t-SNE", [("your upload", np.array([0.0, 1.0]), "diamond")])
+    fig = figures.latent_map_figure(a.tsne, a.labels, "t-SNE", [("your upload", np.array([0.0, 1.0]), "diamond")])
     digit_traces = [t for t in fig.data if t.name in [str(d) for d in range(10)]]
     assert all(isinstance(t, go.Scattergl) for t in fig.data)  # markers too, or the canvas hides them
     assert [t.name for t in digit_traces] == [str(d) for d in range(10)]
     index = np.concatenate([t.customdata for t in digit_traces])
     assert sorted(index.tolist()) == list(range(300))  # every test digit once, by its row index
     t3 = digit_traces[3]
-    assert (a["labels"][t3.customdata] == 3).all() and np.allclose(t3.x, a["tsne"][t3.customdata, 0])
+    assert (a.labels[t3.customdata] == 3).all() and np.allclose(t3.x, a.tsne[t3.customdata, 0])
     assert fig.data[-1].name == "your upload" and fig.data[-1].x == (0.0,)
     assert "test index" in t3.hovertemplate
 
@@ -225,9 +224,9 @@ def test_numpy_vae_matches_torch(preset, activation):
     with torch.no_grad():
         mu_t, logvar_t = tm.encode(x)
         logits_t = tm.decode(mu_t)
-    mu_n, logvar_n = nm.encode(x.numpy())
+    mu_n, logvar_n = nm.encode_mu_logvar(x.numpy())
     assert np.allclose(mu_n, mu_t.numpy(), atol=1e-5) and np.allclose(logvar_n, logvar_t.numpy(), atol=1e-5)
-    assert np.allclose(nm.decode(mu_n), logits_t.numpy(), atol=1e-4)
+    assert np.allclose(nm.decode_logits(mu_n), logits_t.numpy(), atol=1e-4)
     assert nm.num_parameters() == tm.num_parameters() and nm.latent_dim == cfg.latent_dim
 
 
@@ -242,10 +241,11 @@ def test_numpy_vae_rejects_mismatched_weights():
 
 
 def test_app_modules_do_not_import_torch():
+    """The app package and the runtime import neither torch nor training (the lean install has no torch)."""
     import subprocess
     import sys
 
-    code = ("import sys, explorer.bundle, explorer.codes, explorer.figures, explorer.projection, "
-            "explorer.state, explorer.preprocess; print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(bundle.DEFAULT_CHECKPOINT.parent.parent))
-    assert out.stdout.strip() == "False"
+    code = ("import sys, app.main, app.explorer_page, app.models, explorer.analysis, common.atlas_format; "
+            "print(sorted(m for m in ('torch', 'training', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(REPO))
+    assert out.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from training import DEFAULT_CHECKPOINT, CheckpointError, load_vae
+from training import CheckpointError, load_vae
 from training.checkpoint import read_checkpoint, resume_path, save_checkpoint, stage_summary, stages_of
 from training.config import TrainConfig, parse_args
 from training.loss import elbo_terms, gaussian_kl, iwae_nll, kl_weight_at, reconstruction_nll
@@ -300,7 +300,8 @@ def test_cli_flags_map_onto_config():
 def test_cli_smoke_one_epoch_with_atlas(tmp_path, tiny_mnist, monkeypatch, capsys):
     from training import __main__ as cli
     from training import data
-    from training.atlas_io import atlas_path_for, load_atlas
+    from common.atlas_format import load_atlas
+    from common.paths import atlas_path_for
 
     root, md5 = tiny_mnist
     monkeypatch.setattr(data, "MNIST_FILES", md5)
@@ -312,12 +313,8 @@ def test_cli_smoke_one_epoch_with_atlas(tmp_path, tiny_mnist, monkeypatch, capsy
     assert rc == 0, capsys.readouterr().err
     assert "already on disk" in capsys.readouterr().out
     atlas = load_atlas(atlas_path_for(out))
-    assert atlas["mu"].shape == (64, 2) and atlas["tsne"].shape == (64, 2) and atlas["images"].shape == (64, 784)
-    assert atlas["metrics"]["iw_samples"] == 5 and math.isfinite(atlas["metrics"]["nll"])
-
-
-def test_default_checkpoint_path_is_in_models():
-    assert DEFAULT_CHECKPOINT.parent.name == "models" and DEFAULT_CHECKPOINT.suffix == ".pt"
+    assert atlas.mu.shape == (64, 2) and atlas.tsne.shape == (64, 2) and atlas.images.shape == (64, 784)
+    assert atlas.metrics["iw_samples"] == 5 and math.isfinite(atlas.metrics["nll"])
 
 
 def _use_tiny_md5(monkeypatch, md5):
@@ -342,42 +339,6 @@ def test_evaluate_cli_json(tmp_path, tiny_mnist, good_ckpt, monkeypatch, capsys)
     assert m["nll"] <= m["neg_elbo"] + 1.0  # the IWAE estimate is (nearly always) the tighter one
     assert evaluate.main([str(tmp_path / "missing.pt"), "--data-root", str(root)]) == 1
     assert "not found" in capsys.readouterr().err
-
-
-def test_export_cli_writes_atlas_tied_to_checkpoint(tiny_mnist, good_ckpt, monkeypatch, capsys):
-    from training import export
-    from training.atlas_io import atlas_path_for, load_atlas
-    from training.fileio import file_sha256
-
-    root, md5 = tiny_mnist
-    _use_tiny_md5(monkeypatch, md5)
-    assert export.main([str(good_ckpt), "--iw-samples", "0", "--data-root", str(root)]) == 0
-    atlas = load_atlas(atlas_path_for(good_ckpt))
-    assert atlas["checkpoint_sha256"] == file_sha256(good_ckpt)
-    assert atlas["pca"].shape == (64, 2) and atlas["labels"].dtype == np.uint8 and "nll" not in atlas["metrics"]
-    # PCA coordinates are the exact linear projection of mu
-    assert np.allclose((atlas["mu"] - atlas["pca_mean"]) @ atlas["pca_components"].T, atlas["pca"], atol=1e-4)
-
-
-def test_export_reuse_keeps_tsne_and_metrics_of_same_checkpoint(tiny_mnist, good_ckpt, monkeypatch):
-    from training import export
-    from training.atlas_io import atlas_path_for, load_atlas, save_atlas
-
-    root, md5 = tiny_mnist
-    _use_tiny_md5(monkeypatch, md5)
-    assert export.main([str(good_ckpt), "--iw-samples", "3", "--data-root", str(root)]) == 0
-    atlas = load_atlas(atlas_path_for(good_ckpt))
-    marked = {k: v for k, v in np.load(atlas_path_for(good_ckpt), allow_pickle=False).items()}
-    marked["tsne"] = marked["tsne"] + 100.0  # a mark that only reuse can carry over
-    save_atlas(atlas_path_for(good_ckpt), marked)
-    assert export.main([str(good_ckpt), "--reuse", "--data-root", str(root)]) == 0
-    reused = load_atlas(atlas_path_for(good_ckpt))
-    assert np.allclose(reused["tsne"], atlas["tsne"] + 100.0) and reused["metrics"] == atlas["metrics"]
-    assert set(reused["weights"]) == set(atlas["weights"])
-    good_ckpt.write_bytes(good_ckpt.read_bytes() + b"\0")  # another checkpoint: nothing may be reused
-    assert export.main([str(good_ckpt), "--reuse", "--iw-samples", "0", "--data-root", str(root)]) == 0
-    fresh = load_atlas(atlas_path_for(good_ckpt))
-    assert np.abs(fresh["tsne"]).max() < 100.0 + np.abs(atlas["tsne"]).max() - 50 and "nll" not in fresh["metrics"]
 
 
 def test_fine_tune_with_iwae_from_a_checkpoint(tmp_path, tiny_tensors, good_ckpt):

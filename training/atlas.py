@@ -1,23 +1,12 @@
-"""The latent atlas: what the app needs about the encoded test set, computed once per checkpoint.
+"""The latent atlas of a checkpoint: what the app needs about the encoded test set, computed once.
 
-Stored as `<checkpoint stem>.atlas.npz` beside the checkpoint, plain arrays only (loaded with
-np.load(allow_pickle=False)):
-  mu, logvar [N, D] float32     posterior of each test digit (grey-level input, deterministic)
-  labels [N] uint8, images [N, 784] uint8   the test digits themselves, for display
-  pca [N, 2] float32, pca_mean [D], pca_components [2, D], pca_explained [2]   exact projection
-  tsne [N, 2] float32           t-SNE of mu (scikit-learn, fixed seed): 1-2 minutes, hence offline
-  kl_per_dim [D], mu_variance [D]   per-dimension KL and Cov_x(E_q[z_u]) (active units)
-  checkpoint_sha256 (str)       ties the atlas to the exact checkpoint bytes
-  metrics_json (str)            the evaluation of training.evaluate (JSON)
-  checkpoint_json (str)         model config, train config, best epoch, epochs trained (JSON)
-  w__<name>                     the model's weights as float32 arrays: the app runs the small MLP in
-                                NumPy and never imports torch (torch's import alone is ~2 s of a cold start)
-Reading and writing live in training.atlas_io, which does not import torch.
+The file's layout, its version and its validation live in common.atlas_format (torch-free, so the
+app reads atlases without torch); this module computes the arrays: encode the test set, exact PCA,
+t-SNE (training.tsne, minutes, hence offline) and the evaluation (training.evaluate).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,10 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.atlas_io import WEIGHT_PREFIX, atlas_path_for, save_atlas
+from common.atlas_format import Atlas, AtlasError, read_atlas_file, save_atlas
+from common.fileio import file_sha256
+from common.paths import atlas_path_for
 from training.checkpoint import model_from_checkpoint, read_checkpoint, stages_of
 from training.evaluate import evaluate
-from training.fileio import file_sha256
 from training.model import VAE
 
 
@@ -60,12 +50,12 @@ def pca_2d(mu: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def tsne_2d(mu: np.ndarray, seed: int = 0, verbose: bool = True) -> np.ndarray:
+def tsne_2d(mu: np.ndarray, seed: int = 0, progress: bool = True) -> np.ndarray:
     """2-D t-SNE of mu [N, D] with scikit-learn (PCA init, fixed seed), float32 [N, 2]."""
     from sklearn.manifold import TSNE
 
     perplexity = float(min(30.0, max(2.0, (len(mu) - 1) / 3.0)))
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, verbose=1 if verbose else 0)
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, verbose=1 if progress else 0)
     return tsne.fit_transform(mu.astype(np.float64)).astype(np.float32)
 
 
@@ -86,24 +76,24 @@ def reusable_parts(path: str | Path, checkpoint_sha256: str) -> dict[str, Any]:
     """t-SNE and metrics of an existing atlas file made for the same checkpoint bytes, else {}.
 
     Both are deterministic for a checkpoint (fixed seeds), so reusing them gives the same atlas
-    as recomputing, minus minutes of t-SNE and IWAE; works on atlases of older formats too.
+    as recomputing, minus minutes of t-SNE and IWAE. An unreadable old file just means "recompute".
     """
     path = Path(path)
     if not path.is_file():
         return {}
-    with np.load(path, allow_pickle=False) as z:
-        if "checkpoint_sha256" not in z.files or str(z["checkpoint_sha256"]) != checkpoint_sha256:
-            return {}
-        parts = {k: z[k] for k in ("tsne", "metrics_json") if k in z.files}
-    if "metrics_json" in parts:
-        parts["metrics"] = json.loads(str(parts.pop("metrics_json")))
-    return parts
+    try:
+        old = read_atlas_file(path)
+    except AtlasError:
+        return {}
+    if old.checkpoint_sha256 != checkpoint_sha256:
+        return {}
+    return {"tsne": old.tsne, "metrics": old.metrics}
 
 
-def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoint_sha256: str = "",
+def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoint_sha256: str,
                 iw_samples: int = 1000, progress: bool = True,
-                checkpoint_info: dict[str, Any] | None = None, reuse: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything in the module docstring for images [N, 784] in [0, 1] and labels [N].
+                checkpoint_info: dict[str, Any] | None = None, reuse: dict[str, Any] | None = None) -> Atlas:
+    """The Atlas of `model` over images [N, 784] in [0, 1] with labels [N].
 
     `reuse` may hold "tsne" and "metrics" from reusable_parts(), which are then not recomputed.
     """
@@ -123,22 +113,22 @@ def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoi
     else:
         t0 = time.perf_counter()
         say("atlas: t-SNE of the posterior means (runs once, here, so the app never has to)")
-        tsne = tsne_2d(mu, verbose=progress)
-        say(f"atlas: t-SNE took {time.perf_counter() - t0:.0f} s")
-    return {
-        "mu": mu,
-        "logvar": logvar,
-        "labels": labels.numpy().astype(np.uint8),
-        "images": np.clip(np.rint(images.numpy() * 255.0), 0, 255).astype(np.uint8),
+        tsne = tsne_2d(mu, progress=progress)
+        metrics = {**metrics, "tsne_seconds": time.perf_counter() - t0}
+        say(f"atlas: t-SNE took {metrics['tsne_seconds']:.0f} s")
+    return Atlas(
+        mu=mu, logvar=logvar,
+        labels=labels.numpy().astype(np.uint8),
+        images=np.clip(np.rint(images.numpy() * 255.0), 0, 255).astype(np.uint8),
         **pca_2d(mu),
-        "tsne": tsne,
-        "kl_per_dim": np.asarray(metrics["kl_per_dim"], dtype=np.float32),
-        "mu_variance": np.asarray(metrics["mu_variance"], dtype=np.float32),
-        "checkpoint_sha256": np.asarray(checkpoint_sha256),
-        "metrics_json": metrics,
-        "checkpoint_json": checkpoint_info or {"model_config": model.config.to_dict()},
-        **{WEIGHT_PREFIX + k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()},
-    }
+        tsne=np.asarray(tsne, dtype=np.float32),
+        kl_per_dim=np.asarray(metrics["kl_per_dim"], dtype=np.float32),
+        mu_variance=np.asarray(metrics["mu_variance"], dtype=np.float32),
+        checkpoint_sha256=checkpoint_sha256,
+        metrics=metrics,
+        checkpoint=checkpoint_info or {"model_config": model.config.to_dict()},
+        weights={k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()},
+    )
 
 
 def write_atlas_for(checkpoint: str | Path, images: torch.Tensor, labels: torch.Tensor,
