@@ -146,3 +146,29 @@ def test_switching_to_a_model_with_a_smaller_atlas_drops_an_out_of_range_selecti
     app.session_state["selected_index"] = 10_000  # as if clicked on a 10k-point atlas
     app.run()
     assert not app.exception and "selected_index" not in app.session_state
+
+
+def test_a_model_that_fails_to_load_shows_one_message_and_is_not_rehashed_on_reruns(tmp_path, tiny_models_dir, monkeypatch):
+    import shutil
+
+    from explorer import bundle
+
+    for f in tiny_models_dir.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    ckpt = tmp_path / "default.pt"
+    ckpt.write_bytes(ckpt.read_bytes() + b"\0")  # the atlas now belongs to another version of the file
+    hashed: list[str] = []
+    real_sha256 = bundle.file_sha256
+    monkeypatch.setattr(bundle, "file_sha256", lambda p: hashed.append(str(p)) or real_sha256(p))
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception and len(at.error) == 1
+    assert "made for another version of default.pt" in at.error[0].value and "python -m training.export" in at.error[0].value
+    at.run()
+    at.run()
+    assert not at.exception and len(at.error) == 1
+    assert len(hashed) == 1  # the failure is cached with the file's version, not recomputed per rerun
+    ckpt.write_bytes(ckpt.read_bytes()[:-1])  # put the right bytes back: a new mtime, so it is loaded again
+    at.run()
+    assert not at.exception and not at.error and len(at.slider) == 8
