@@ -1,0 +1,76 @@
+"""Proves the app runs from the lean install (requirements-app.txt): no torch, no training package.
+
+    PYTHONPATH=. python tests/app_only_check.py [--block-torch]
+
+Drives the real app through AppTest on the shipped models: start, a slider move, an upload. Exits 1
+with the reason if anything fails or if torch (or the torch-bound training package) got imported.
+`.ci/run` runs it in a fresh venv holding only requirements-app.txt; tests/test_app_only.py runs it
+in the full environment with torch blocked. Not collected by pytest (no test_ prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.abc
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FORBIDDEN = ("torch", "torchvision", "training", "sklearn")
+
+
+class _Refuse(importlib.abc.MetaPathFinder):
+    """Makes `import torch` (and the rest of FORBIDDEN) fail, as in an environment without them."""
+
+    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - importlib's signature
+        if fullname.split(".")[0] in FORBIDDEN:
+            raise ModuleNotFoundError(f"{fullname} is blocked: the app must run without it")
+        return None
+
+
+def check() -> list[str]:
+    """Run the app and return the problems found (empty: all good)."""
+    from streamlit.testing.v1 import AppTest
+
+    problems: list[str] = []
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    if at.exception or at.error:
+        return [f"start: {[e.value for e in at.exception]} {[e.value for e in at.error]}"]
+    if len(at.slider) != 8:
+        problems.append(f"start: {len(at.slider)} sliders, expected 8")
+
+    def decoded() -> str:
+        return next(img.value[0] for img in at.image if "decoded pixel means" in img.captions)
+
+    before = decoded()
+    at.slider(key="z0").set_value(2.5).run()
+    if at.exception or decoded() == before:
+        problems.append("slider move: the decoded digit did not change")
+    photo = REPO / "tests" / "assets" / "digit_photo.jpg"
+    at.file_uploader(key="upload").set_value((photo.name, photo.read_bytes(), "image/jpeg")).run()
+    captions = [c for img in at.image for c in img.captions]
+    if at.exception or at.error or "reconstruction from mu" not in captions:
+        problems.append(f"upload: no reconstruction shown ({[e.value for e in at.error]})")
+    imported = [m for m in FORBIDDEN if m in sys.modules]
+    if imported:
+        problems.append(f"imported {imported}: the app must not need them")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--block-torch", action="store_true", help="refuse torch, training and sklearn imports")
+    args = parser.parse_args()
+    if args.block_torch:
+        sys.meta_path.insert(0, _Refuse())
+    problems = check()
+    for p in problems:
+        print(f"app-only check FAILED: {p}", file=sys.stderr)
+    if not problems:
+        print("app-only check passed: start, slider move and upload ran without torch")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
