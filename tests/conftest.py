@@ -1,16 +1,88 @@
-"""Shared fixtures: tiny synthetic MNIST-like data and tiny models, all in tmp_path (no network)."""
+"""Shared fixtures: tiny synthetic MNIST-like data and tiny models, all in tmp_path (no network).
+
+Two guards run for the whole session: no test may change a file under the repo's data/, models/
+or artifacts/ (what a user owns: real MNIST, the shipped models, their runs), and no test may open
+a connection beyond this machine (registries included; loopback servers are fine).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from training.data import write_idx_images, write_idx_labels
+from training.idx import write_idx_images, write_idx_labels
+
+
+REPO = Path(__file__).resolve().parent.parent
+USER_FOLDERS = ("data", "models", "artifacts")
+
+
+def user_files_snapshot(repo: Path = REPO) -> dict[str, str]:
+    """relative path -> sha256 of every file under the repo's user folders (missing folders: nothing)."""
+    snapshot = {}
+    for folder in USER_FOLDERS:
+        for path in sorted((repo / folder).rglob("*")):
+            if path.is_file():
+                snapshot[str(path.relative_to(repo))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return snapshot
+
+
+def changed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Files added, removed or changed between two snapshots, sorted."""
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def users_files_are_never_touched():
+    """Fails the session (an error in its teardown) if any test changed data/, models/ or artifacts/."""
+    before = user_files_snapshot()
+    yield
+    changed = changed_files(before, user_files_snapshot())
+    assert not changed, f"the test session changed files the user owns: {changed}"
+
+
+def _is_loopback(address: object) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    if not isinstance(host, str):
+        return True  # AF_UNIX paths and the like never leave the machine
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost would need a DNS lookup: refuse
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_network():
+    """Refuse connections to anything but loopback in this process, and make pip offline in subprocesses."""
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guard(address: object) -> None:
+        if not _is_loopback(address):
+            raise ConnectionRefusedError(f"tests must not reach the network (tried {address!r})")
+
+    def connect(self, address):  # noqa: ANN001 - socket's signature
+        guard(address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):  # noqa: ANN001
+        guard(address)
+        return real_connect_ex(self, address)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(socket.socket, "connect", connect)
+    mp.setattr(socket.socket, "connect_ex", connect_ex)
+    mp.setenv("PIP_NO_INDEX", "1")  # a stray `pip download` fails at once instead of reaching a registry
+    yield
+    mp.undo()
 
 
 def synthetic_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

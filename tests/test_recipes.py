@@ -6,20 +6,30 @@ from pathlib import Path
 
 import pytest
 
-from training import data, recipes
+from training import __main__ as cli
+from training import recipes
 from training.checkpoint import read_checkpoint, stages_of
 from training.config import REPO_ROOT, TrainConfig, parse_args
 
 # Settings that say where or how fast a run went, not what it trained.
-NOT_TRAINING = {"threads", "resume", "progress", "output", "init_from", "atlas", "data_root", "device", "eval_iw_samples"}
+NOT_TRAINING = {"threads", "resume", "force", "progress", "output", "init_from", "atlas", "data_root", "device",
+                "eval_iw_samples"}
+
+
+def offline_stage_runner(md5: dict[str, str], calls: list[str] | None = None):
+    """`python -m training` for a recipe, with the synthetic md5 table and no download source."""
+    def run(argv: list[str]) -> int:
+        if calls is not None:
+            calls.append(" ".join(argv))
+        return cli.main(argv, expected_md5=md5, sources=())
+    return run
 
 
 @pytest.fixture
 def tiny_recipe(tmp_path: Path, tiny_mnist, monkeypatch) -> tuple[Path, Path]:
-    """A two-stage recipe 'tiny' (ELBO, then IWAE k=2) on the synthetic MNIST root; returns its two outputs."""
+    """A two-stage recipe 'tiny' (ELBO, then IWAE k=2) on the synthetic MNIST root; returns its two outputs.
+    Run it with run_stage=offline_stage_runner(md5) (the md5 table is tiny_mnist's)."""
     root, md5 = tiny_mnist
-    monkeypatch.setattr(data.ensure_mnist, "__defaults__", (data.DEFAULT_ROOT, md5, None))
-    monkeypatch.setattr(data.load_mnist, "__defaults__", (data.DEFAULT_ROOT, True, md5))
     small = ("--data-root", str(root), "--encoder-hidden", "16", "--decoder-hidden", "16", "--latent-dim", "2",
              "--batch-size", "64", "--no-atlas")
     first, final = tmp_path / "staging" / "s1.pt", tmp_path / "models" / "final.pt"
@@ -31,16 +41,17 @@ def tiny_recipe(tmp_path: Path, tiny_mnist, monkeypatch) -> tuple[Path, Path]:
     return first, final
 
 
-def test_recipe_runs_each_stage_on_the_last_and_skips_finished_stages(tiny_recipe, one_torch_thread):
+def test_recipe_runs_each_stage_on_the_last_and_skips_finished_stages(tiny_recipe, tiny_mnist, one_torch_thread):
     first, final = tiny_recipe
+    run = offline_stage_runner(tiny_mnist[1])
     logs: list[str] = []
-    assert recipes.run_recipe("tiny", progress=False, log=logs.append) == 0
+    assert recipes.run_recipe("tiny", progress=False, log=logs.append, run_stage=run) == 0
     stages = stages_of(read_checkpoint(final))
     assert [(s["objective"], s["epochs"]) for s in stages] == [("ELBO", 2), ("IWAE bound (k=2)", 1)]
     before = final.read_bytes(), first.read_bytes()
 
     logs.clear()
-    assert recipes.run_recipe("tiny", progress=False, log=logs.append) == 0
+    assert recipes.run_recipe("tiny", progress=False, log=logs.append, run_stage=run) == 0
     assert sum("already finished" in line for line in logs) == 2
     assert (final.read_bytes(), first.read_bytes()) == before  # nothing retrained
 
@@ -58,14 +69,42 @@ def test_dry_run_prints_the_commands_and_trains_nothing(tiny_recipe):
     assert not first.exists() and not final.exists()
 
 
-def test_a_failing_stage_stops_the_recipe_with_its_exit_code(tmp_path, tiny_recipe, monkeypatch):
+def test_a_failing_stage_stops_the_recipe_with_its_exit_code(tmp_path, tiny_recipe, tiny_mnist, monkeypatch):
     first, final = tiny_recipe
-    broken = (recipes.Stage("bad", ("--init-from", str(tmp_path / "missing.pt"), "--output", str(first))),
+    broken = (recipes.Stage("bad", ("--init-from", str(tmp_path / "missing.pt"), "--data-root", str(tiny_mnist[0]),
+                                    "--output", str(first))),
               recipes.RECIPES["tiny"][1])
     monkeypatch.setitem(recipes.RECIPES, "tiny", broken)
+    calls: list[str] = []
     logs: list[str] = []
-    assert recipes.run_recipe("tiny", progress=False, log=logs.append) == 1
-    assert "rerun the same command" in logs[-1] and not final.exists()  # the next stage never ran
+    assert recipes.run_recipe("tiny", progress=False, log=logs.append, run_stage=offline_stage_runner(tiny_mnist[1], calls)) == 1
+    assert len(calls) == 1 and "rerun the same command" in logs[-1] and not final.exists()  # the next stage never ran
+
+
+def test_a_stage_that_cannot_start_touches_no_data(tmp_path, capsys):
+    """The case that once renamed a user's real MNIST to *.rejected: a recipe stage whose --init-from is
+    missing ran with the default data root while the md5 table was another one. Now the run is refused
+    before any data is looked at: files with the 'wrong' md5 stay as they are and no source is called."""
+    root = tmp_path / "data"
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    users = {name: f"the user's real {name}".encode() for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                                                     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    for name, content in users.items():
+        (raw / name).write_bytes(content)
+    other_md5 = dict.fromkeys(users, "0" * 32)  # a table these files do not match (as a test's synthetic one)
+    fetched: list[Path] = []
+    argv = recipes.stage_argv(recipes.Stage("bad", ("--init-from", str(tmp_path / "missing.pt"), "--data-root", str(root),
+                                                    "--output", str(tmp_path / "out.pt"))), threads=1, progress=False)
+    assert cli.main(argv, expected_md5=other_md5, sources=(fetched.append,)) == 1
+    assert "missing.pt: no such checkpoint" in capsys.readouterr().err
+    assert sorted(p.name for p in raw.iterdir()) == sorted(users) and not fetched
+    assert all((raw / name).read_bytes() == content for name, content in users.items())
+
+
+def test_the_real_data_root_is_the_default_only_by_name():
+    """Without --data-root a run uses the repo's data/ (the user's); tests always pass their own."""
+    assert parse_args([]).data_path() == REPO_ROOT / "data"
 
 
 @pytest.mark.parametrize("name", ["default", "seed"])

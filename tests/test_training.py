@@ -274,7 +274,7 @@ def test_malicious_pickle_is_refused_not_run(tmp_path, capsys):
         load_vae(evil)
     assert "pwned" not in capsys.readouterr().out
     raw_pickle = tmp_path / "raw.pt"
-    raw_pickle.write_bytes(pickle.dumps(_Evil()))
+    raw_pickle.write_bytes(pickle.dumps(_Evil(), protocol=2))  # torch's loader warns on newer protocols
     with pytest.raises(CheckpointError):
         load_vae(raw_pickle)
     assert "pwned" not in capsys.readouterr().out
@@ -297,47 +297,141 @@ def test_cli_flags_map_onto_config():
     assert set(vars(parse_args([]))) == set(TrainConfig().to_dict())
 
 
-def test_cli_smoke_one_epoch_with_atlas(tmp_path, tiny_mnist, monkeypatch, capsys):
+TINY_FLAGS = ["--latent-dim", "2", "--encoder-hidden", "16", "--decoder-hidden", "16", "--batch-size", "64"]
+
+
+def run_cli(argv: list[str], md5: dict[str, str]) -> int:
+    """`python -m training ARGV` on the synthetic data: its md5 table, no download source."""
     from training import __main__ as cli
-    from training import data
+
+    return cli.main(argv, expected_md5=md5, sources=())
+
+
+def test_cli_smoke_one_epoch_with_atlas_and_summary(tmp_path, tiny_mnist, capsys, one_torch_thread):
     from common.atlas_format import load_atlas
     from common.paths import atlas_path_for
 
     root, md5 = tiny_mnist
-    monkeypatch.setattr(data, "MNIST_FILES", md5)
-    monkeypatch.setattr(data.ensure_mnist, "__defaults__", (data.DEFAULT_ROOT, md5, None))
-    monkeypatch.setattr(data.load_mnist, "__defaults__", (data.DEFAULT_ROOT, True, md5))
     out = tmp_path / "models" / "cli.pt"
-    rc = cli.main(["--epochs", "1", "--latent-dim", "2", "--encoder-hidden", "16", "--decoder-hidden", "16",
-                   "--data-root", str(root), "--output", str(out), "--no-progress", "--eval-iw-samples", "5"])
-    assert rc == 0, capsys.readouterr().err
-    assert "already on disk" in capsys.readouterr().out
+    rc = run_cli(["--epochs", "1", *TINY_FLAGS, "--data-root", str(root), "--output", str(out), "--no-progress"], md5)
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "already on disk" in captured.out
     atlas = load_atlas(atlas_path_for(out))
     assert atlas.mu.shape == (64, 2) and atlas.tsne.shape == (64, 2) and atlas.images.shape == (64, 784)
-    assert atlas.metrics["iw_samples"] == 5 and math.isfinite(atlas.metrics["nll"])
+    # a 1-epoch run gets a quick final NLL (k = 20 x epochs), not the k=1000 of a full run
+    assert atlas.metrics["iw_samples"] == 20 and math.isfinite(atlas.metrics["nll"])
+    summary = captured.out.split("\nsummary\n", 1)[1]
+    for figure in ("test -ELBO", "reconstruction", "KL", "test NLL", "k=20", "active units", "t-SNE", str(out)):
+        assert figure in summary, figure
+    assert f"{atlas.metrics['nll']:.2f}" in summary
 
 
-def _use_tiny_md5(monkeypatch, md5):
-    from training import data
-
-    monkeypatch.setattr(data, "MNIST_FILES", md5)
-    monkeypatch.setattr(data.ensure_mnist, "__defaults__", (data.DEFAULT_ROOT, md5, None))
-    monkeypatch.setattr(data.load_mnist, "__defaults__", (data.DEFAULT_ROOT, True, md5))
+def test_final_eval_samples_rule():
+    assert [TrainConfig().final_eval_samples(e) for e in (1, 3, 50, 250)] == [20, 60, 1000, 1000]
+    assert TrainConfig(eval_iw_samples=7).final_eval_samples(250) == 7  # an explicit k is obeyed
+    assert TrainConfig(eval_iw_samples=0).final_eval_samples(250) == 0
 
 
-def test_evaluate_cli_json(tmp_path, tiny_mnist, good_ckpt, monkeypatch, capsys):
+def test_default_output_is_a_named_file_in_runs_never_models():
+    from training.config import REPO_ROOT
+
+    cfg = parse_args([])
+    assert cfg.output_path() == REPO_ROOT / "runs" / "default-z8-elbo-beta1-lr0.001-e250-seed0.pt"
+    assert parse_args(["--preset", "seed", "--epochs", "3", "--iw-samples", "5"]).output_path().name == \
+        "seed-z8-iwae5-beta1-lr0.001-e3-seed0.pt"
+    assert parse_args(["--init-from", "models/default.pt", "--lr", "1e-4"]).output_path().name.startswith("ft-default-elbo-")
+
+
+def test_an_existing_checkpoint_is_never_overwritten_without_force(tmp_path, tiny_mnist, capsys, one_torch_thread):
+    root, md5 = tiny_mnist
+    out = tmp_path / "m.pt"
+    flags = ["--epochs", "1", *TINY_FLAGS, "--data-root", str(root), "--output", str(out), "--no-progress", "--no-atlas"]
+    assert run_cli(flags, md5) == 0
+    kept = out.read_bytes()
+    capsys.readouterr()
+    assert run_cli(flags, md5) == 1
+    err = capsys.readouterr().err
+    assert f"{out} exists: --resume to continue that run, --force to replace it" in err and err.count("\n") == 1
+    assert out.read_bytes() == kept
+    assert run_cli([*flags, "--resume", "--epochs", "2"], md5) == 0  # resuming the same run may write it
+    assert read_checkpoint(out)["history"][-1]["epoch"] == 2
+    assert run_cli([*flags, "--force", "--seed", "3"], md5) == 0  # asked for: replaced
+    assert read_checkpoint(out)["train_config"]["seed"] == 3
+
+
+@pytest.mark.parametrize("problem", ["output folder is a file", "data root is a file", "init-from missing"])
+def test_everyday_file_problems_fail_before_training_with_one_line(tmp_path, tiny_mnist, capsys, problem):
+    root, md5 = tiny_mnist
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out, data_root, extra = tmp_path / "m.pt", str(root), []
+    if problem == "output folder is a file":
+        out, expected = blocker / "m.pt", "cannot write to the output folder"
+    elif problem == "data root is a file":
+        data_root, expected = str(blocker), "is a file; give the folder"
+    else:
+        extra, expected = ["--init-from", str(tmp_path / "nope.pt")], "no such checkpoint"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert run_cli(["--epochs", "1", *TINY_FLAGS, "--data-root", data_root, "--output", str(out), *extra], md5) == 1
+    captured = capsys.readouterr()
+    assert expected in captured.err and captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err and "training " not in captured.out  # refused before training started
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_full_disk_mid_run_is_one_line_and_keeps_saved_checkpoints(tmp_path, tiny_mnist, capsys, monkeypatch,
+                                                                     one_torch_thread):
+    import errno
+
+    from training import train as train_module
+
+    root, md5 = tiny_mnist
+    out = tmp_path / "m.pt"
+    flags = ["--epochs", "1", *TINY_FLAGS, "--data-root", str(root), "--output", str(out), "--no-progress", "--no-atlas"]
+    assert run_cli(flags, md5) == 0
+    saved = {p.name: p.read_bytes() for p in tmp_path.glob("m.*")}
+    real_save = train_module.save_checkpoint
+
+    def save_until_the_disk_fills(path, payload):  # the first write of the resumed run finds no space
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_until_the_disk_fills)
+    capsys.readouterr()
+    assert run_cli([*flags, "--resume", "--epochs", "3"], md5) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "checkpoints already saved are intact" in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("m.*")} == saved
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    assert run_cli([*flags, "--resume", "--epochs", "2"], md5) == 0  # and --resume carries on once there is space
+
+
+def test_tsne_progress_bar_reaches_the_end_and_changes_nothing(capsys):
+    from sklearn.manifold import TSNE
+
+    from training.tsne import MAX_ITER, perplexity_for, tsne_2d
+
+    mu = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    shown = tsne_2d(mu, progress=True)
+    bar = capsys.readouterr().err
+    assert "t-SNE" in bar and f"{MAX_ITER}/{MAX_ITER}" in bar
+    silent = TSNE(n_components=2, perplexity=perplexity_for(60), init="pca", random_state=0).fit_transform(mu.astype(np.float64))
+    assert np.array_equal(shown, silent.astype(np.float32)) and np.array_equal(tsne_2d(mu, progress=False), shown)
+
+
+def test_evaluate_cli_json(tmp_path, tiny_mnist, good_ckpt, capsys):
     import json
 
     from training import evaluate
 
     root, md5 = tiny_mnist
-    _use_tiny_md5(monkeypatch, md5)
-    assert evaluate.main([str(good_ckpt), "--iw-samples", "20", "--json", "--data-root", str(root)]) == 0
+    assert evaluate.main([str(good_ckpt), "--iw-samples", "20", "--json", "--data-root", str(root)],
+                         expected_md5=md5, sources=()) == 0
     m = json.loads(capsys.readouterr().out)
     assert m["n"] == 64 and m["iw_samples"] == 20 and len(m["kl_per_dim"]) == 4
     assert m["neg_elbo"] == pytest.approx(m["recon"] + m["kl"])
     assert m["nll"] <= m["neg_elbo"] + 1.0  # the IWAE estimate is (nearly always) the tighter one
-    assert evaluate.main([str(tmp_path / "missing.pt"), "--data-root", str(root)]) == 1
+    assert evaluate.main([str(tmp_path / "missing.pt"), "--data-root", str(root)], expected_md5=md5, sources=()) == 1
     assert "not found" in capsys.readouterr().err
 
 

@@ -23,7 +23,7 @@ from PIL import Image
 
 from tools import REPO_ROOT, prior_sample_means, reconstruct_means
 from training.checkpoint import CheckpointError, load_vae
-from training.fileio import atomic_write_bytes
+from common.fileio import atomic_write_bytes
 
 SIDE = 28
 GAP_GREY = 128  # between black digit backgrounds and white strokes, so the gaps stay visible

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from tools import REPO_ROOT, prior_sample_means, reconstruct_means
 from training.checkpoint import CheckpointError, load_vae
-from training.fileio import atomic_write_bytes
+from common.fileio import atomic_write_bytes
 
 NUM_CLASSES = 10
 CLASSIFIER_FORMAT = 1

@@ -20,6 +20,7 @@ from common.paths import atlas_path_for
 from training.checkpoint import model_from_checkpoint, read_checkpoint, stages_of
 from training.evaluate import evaluate
 from training.model import VAE
+from training.tsne import tsne_2d
 
 
 @torch.no_grad()
@@ -48,15 +49,6 @@ def pca_2d(mu: np.ndarray) -> dict[str, np.ndarray]:
         "pca_components": components.astype(np.float32),
         "pca_explained": explained.astype(np.float32),
     }
-
-
-def tsne_2d(mu: np.ndarray, seed: int = 0, progress: bool = True) -> np.ndarray:
-    """2-D t-SNE of mu [N, D] with scikit-learn (PCA init, fixed seed), float32 [N, 2]."""
-    from sklearn.manifold import TSNE
-
-    perplexity = float(min(30.0, max(2.0, (len(mu) - 1) / 3.0)))
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, verbose=1 if progress else 0)
-    return tsne.fit_transform(mu.astype(np.float64)).astype(np.float32)
 
 
 def checkpoint_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -132,9 +124,9 @@ def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoi
 
 
 def write_atlas_for(checkpoint: str | Path, images: torch.Tensor, labels: torch.Tensor,
-                    iw_samples: int = 1000, progress: bool = True, reuse: bool = False) -> Path:
-    """Build and save the atlas of `checkpoint`; returns its path. With reuse, keep the t-SNE and
-    metrics of an existing atlas of the same checkpoint bytes."""
+                    iw_samples: int = 1000, progress: bool = True, reuse: bool = False) -> Atlas:
+    """Build the atlas of `checkpoint`, save it as atlas_path_for(checkpoint) and return it. With
+    reuse, keep the t-SNE and metrics of an existing atlas of the same checkpoint bytes."""
     ckpt = read_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint).eval()
     path = atlas_path_for(checkpoint)
@@ -143,4 +135,4 @@ def write_atlas_for(checkpoint: str | Path, images: torch.Tensor, labels: torch.
     atlas = build_atlas(model, images, labels, sha, iw_samples=iw_samples, progress=progress,
                         checkpoint_info=checkpoint_summary(ckpt), reuse=parts)
     save_atlas(path, atlas)
-    return path
+    return atlas

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from training.fileio import atomic_write_bytes
+from common.fileio import atomic_write_bytes
 from training.model import VAE, ModelConfig
 
 FORMAT_VERSION = 1

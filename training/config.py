@@ -16,6 +16,7 @@ import torch
 from training.model import ModelConfig, preset_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+RUNS_DIR = "runs"  # default home of training runs (git-ignored): never the shipped models/
 
 
 @dataclass
@@ -42,11 +43,12 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 keeps torch's default (1 is faster when the cores are shared)
     device: str = "auto"  # "auto" (cuda if present), "cpu" or "cuda"
-    output: str = "models/default.pt"  # best checkpoint (by test ELBO); resume state goes to *.last.pt
+    output: str | None = None  # best checkpoint (by test objective); default runs/<preset>-z<D>-<objective>-beta<b>-lr<lr>-e<epochs>-seed<s>.pt; resume state goes to *.last.pt
     resume: bool = False  # continue from OUTPUT's .last.pt if it exists
+    force: bool = False  # replace an existing OUTPUT checkpoint (without it, a run never overwrites one)
     data_root: str = "data"  # MNIST lives (or is fetched to) DATA_ROOT/MNIST/raw
     atlas: bool = True  # write the latent atlas (incl. t-SNE) next to the best checkpoint at the end
-    eval_iw_samples: int = 1000  # importance samples for the final NLL stored with the atlas; 0 skips it
+    eval_iw_samples: int | None = None  # importance samples k for the final NLL stored with the atlas; default min(1000, 20 x epochs) so the evaluation costs about as much as the run; 0 skips it
     progress: bool = True  # tqdm progress bars
 
     def __post_init__(self) -> None:
@@ -63,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"iw_samples must be >= 1, got {self.iw_samples}")
         if self.beta < 0 or self.warmup_epochs < 0:
             raise ValueError("beta and warmup_epochs must be >= 0")
+        if self.eval_iw_samples is not None and self.eval_iw_samples < 0:
+            raise ValueError(f"eval_iw_samples must be >= 0, got {self.eval_iw_samples}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         for name in ("encoder_hidden", "decoder_hidden"):
@@ -89,8 +93,28 @@ class TrainConfig:
         return torch.device(self.device)
 
     def output_path(self) -> Path:
-        p = Path(self.output)
+        """--output, or runs/<default_output_name()> (git-ignored) under the repo."""
+        p = Path(self.output) if self.output else Path(RUNS_DIR) / self.default_output_name()
         return p if p.is_absolute() else REPO_ROOT / p
+
+    def default_output_name(self) -> str:
+        """A file name that says what the run trains, e.g. 'default-z8-elbo-beta1-lr0.001-e250-seed0.pt';
+        deterministic, so the same command with --resume finds its own files."""
+        objective = f"iwae{self.iw_samples}" if self.iw_samples > 1 else "elbo"
+        origin = f"ft-{Path(self.init_from).stem}" if self.init_from else self.preset
+        latent = f"-z{self.latent_dim}" if self.latent_dim is not None else f"-z{self.model_config().latent_dim}"
+        return f"{origin}{'' if self.init_from else latent}-{objective}-beta{self.beta:g}-lr{self.lr:g}-e{self.epochs}-seed{self.seed}.pt"
+
+    def final_eval_samples(self, epochs_run: int) -> int:
+        """k of the final NLL: --eval-iw-samples if given, else min(1000, 20 x epochs run).
+
+        An IWAE evaluation with k samples on the 10k test digits costs about k/18 training epochs
+        of compute (forward passes only, 10k instead of 60k images), so 20 per epoch keeps it about
+        as long as the run: a 1-epoch run gets k=20 in ~1 s, a 50-epoch run or longer k=1000.
+        """
+        if self.eval_iw_samples is not None:
+            return self.eval_iw_samples
+        return min(1000, 20 * max(1, epochs_run))
 
     def data_path(self) -> Path:
         p = Path(self.data_root)

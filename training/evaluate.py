@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -114,9 +116,11 @@ def format_report(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, expected_md5: Mapping[str, str] | None = None,
+         sources: Sequence[Callable[[Path], None]] | None = None) -> int:
+    """Run the command; returns the exit code. `expected_md5`/`sources` go to training.data.load_mnist."""
     from training.checkpoint import CheckpointError, load_vae
-    from training.data import DEFAULT_ROOT, MnistUnavailableError, load_mnist
+    from training.data import DEFAULT_ROOT, MNIST_FILES, MnistUnavailableError, load_mnist
 
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint")
@@ -131,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--proposal-scale must be > 0, got {args.proposal_scale}")
     try:
         model = load_vae(args.checkpoint)
-        images, _ = load_mnist(args.data_root, train=False)
+        images, _ = load_mnist(args.data_root, False, expected_md5 or MNIST_FILES, sources)
     except (CheckpointError, MnistUnavailableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

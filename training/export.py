@@ -1,19 +1,29 @@
-"""`python -m training.export CHECKPOINT [--iw-samples K] [--reuse]`: (re)write the latent atlas of a checkpoint."""
+"""`python -m training.export CHECKPOINT [--iw-samples K] [--reuse]`: (re)write the latent atlas of a checkpoint.
+
+The atlas is derived data: rewriting it is what this command is for (atomically; the old file stays
+whole if anything fails). The checkpoint itself is only read.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
+from common.atlas_format import AtlasError
+from common.paths import atlas_path_for
 from training.atlas import write_atlas_for
-from training.checkpoint import CheckpointError
+from training.checkpoint import CheckpointError, read_checkpoint
+from training.mnist_sources import MNIST_FILES
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, expected_md5: Mapping[str, str] = MNIST_FILES,
+         sources: Sequence[Callable[[Path], None]] | None = None) -> int:
+    """Run the command; returns the exit code. `expected_md5`/`sources` go to training.data.load_mnist."""
     from training.data import DEFAULT_ROOT, MnistUnavailableError, load_mnist
 
-    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--iw-samples", type=int, default=1000, help="importance samples for the stored NLL (0 skips)")
     parser.add_argument("--data-root", default=str(DEFAULT_ROOT))
@@ -21,12 +31,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="keep the t-SNE and metrics of an existing atlas of the same checkpoint (skips minutes of work)")
     args = parser.parse_args(argv)
     try:
-        images, labels = load_mnist(args.data_root, train=False)
-        path = write_atlas_for(args.checkpoint, images, labels, iw_samples=args.iw_samples, reuse=args.reuse)
-    except (CheckpointError, MnistUnavailableError, ValueError) as e:
+        read_checkpoint(args.checkpoint)  # a bad checkpoint fails before any data is touched
+        images, labels = load_mnist(args.data_root, False, expected_md5, sources)
+        atlas = write_atlas_for(args.checkpoint, images, labels, iw_samples=args.iw_samples, reuse=args.reuse)
+    except (CheckpointError, MnistUnavailableError, AtlasError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"latent atlas -> {path}")
+    except OSError as e:
+        print(f"error: could not write the atlas ({e.strerror or e}); the old one, if any, is intact", file=sys.stderr)
+        return 1
+    nll = f", test NLL {atlas.metrics['nll']:.2f} (k={atlas.metrics['iw_samples']})" if "nll" in atlas.metrics else ""
+    print(f"latent atlas -> {atlas_path_for(args.checkpoint)}{nll}")
     return 0
 
 

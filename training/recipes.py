@@ -23,7 +23,7 @@ STAGING = "artifacts/recipes"
 
 @dataclass(frozen=True)
 class Stage:
-    """One `python -m training` run: its flags, without --threads/--resume/--progress."""
+    """One `python -m training` run: its flags, without --threads/--resume/--force/--progress."""
 
     name: str
     argv: tuple[str, ...]
@@ -42,7 +42,8 @@ RECIPES: dict[str, tuple[Stage, ...]] = {
 
 def stage_argv(stage: Stage, threads: int, progress: bool) -> list[str]:
     """The full flag list of a stage as this recipe runs it."""
-    return [*stage.argv, "--threads", str(threads), "--resume", "--progress" if progress else "--no-progress"]
+    # --force: recipes exist to rebuild the shipped models, so replacing their files is what was asked.
+    return [*stage.argv, "--threads", str(threads), "--resume", "--force", "--progress" if progress else "--no-progress"]
 
 
 def stage_finished(argv: Sequence[str]) -> bool:

@@ -23,7 +23,7 @@ from training.loss import elbo_terms, iwae_terms, kl_weight_at
 from training.model import VAE, ModelConfig
 
 # Train-config fields that may change on --resume without changing what is being trained.
-RESUMABLE_CHANGES = {"epochs", "resume", "device", "progress", "atlas", "output", "data_root", "eval_iw_samples", "threads"}
+RESUMABLE_CHANGES = {"epochs", "resume", "force", "device", "progress", "atlas", "output", "data_root", "eval_iw_samples", "threads"}
 
 
 class TrainingDiverged(RuntimeError):
