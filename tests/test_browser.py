@@ -3,34 +3,28 @@
 AppTest (test_app.py) cannot click a plotly point or move a slider thumb; this module does, against
 a real server on the tiny model ($VAE_EXPLORER_MODELS). It skips only when no browser is available
 off CI; on CI (CI=true) with chromium installed a missing playwright is a failure, not a skip.
-Full-page screenshots go to artifacts/ (git-ignored): browser_screenshot.png after a full
-walkthrough, browser_failure_<test>.png when a test fails.
+Screenshots go to the test's tmp folder (a failing test names its file); the full walkthrough is
+also saved to $BROWSER_TEST_SCREENSHOT when set (how docs/app.png is made, see README).
+Every wait is for a condition, with a deadline: no fixed sleeps.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from explorer.bundle import MODELS_DIR_ENV
+from bench.harness import CHROMIUM_ARGS, CONNECTED, SCRIPT_IDLE_JS, AppServer, chromium_path
+from common.atlas_format import load_atlas
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "artifacts"
 UPLOAD = ROOT / "tests" / "assets" / "digit_clean.png"
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-CHROMIUM = "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else shutil.which("chromium")
+CHROMIUM = chromium_path()
 if CHROMIUM is None:
     pytest.skip("no browser: /usr/bin/chromium missing and no `chromium` on PATH "
                 "(Debian: apt-get install chromium)", allow_module_level=True)
@@ -40,13 +34,10 @@ else:
     sync_api = pytest.importorskip("playwright.sync_api", reason="the Python package playwright is not installed")
     expect, sync_playwright = sync_api.expect, sync_api.sync_playwright
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 START_TIMEOUT = 90  # s until /_stcore/health answers "ok"
 RENDER_TIMEOUT = 120_000  # ms for the first render: the script imports torch and plotly (busy CI cores)
 STEP_TIMEOUT = 30_000  # ms for a rerun after an interaction (2 busy cores)
 
-CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
 SLIDERS = "[data-testid='stSlider'] input[type='range']"  # react-aria slider: a hidden range input
 ERRORS = "[data-testid='stException'], [data-testid='stAlertContentError']"
 
@@ -79,44 +70,6 @@ MAP_READY_JS = """() => {
 }"""
 
 
-class ServerURL(str):
-    """The server's base URL; .log_path is its combined stdout/stderr."""
-
-    log_path: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as r:
-            return r.status == 200 and r.read().decode().strip() == "ok"
-    except OSError:
-        return False
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Terminate the server's whole process group (it was started in its own session)."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait)
-            # the leader is gone; make sure no child of its group survives it either
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            break
-        except subprocess.TimeoutExpired:
-            continue
-        break
-
-
 @pytest.fixture(scope="module")
 def models_dir(tiny_models_dir) -> Path:
     """The tiny test model, or the folder in $BROWSER_TEST_MODELS: `BROWSER_TEST_MODELS=models pytest
@@ -127,31 +80,20 @@ def models_dir(tiny_models_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def server(models_dir, tmp_path_factory):
-    """`streamlit run streamlit_app.py` on a free port over the test models; yields its base URL."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, MODELS_DIR_ENV: str(models_dir), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+    """`streamlit run streamlit_app.py` (shipped config) on a free port over the test models."""
+    app = AppServer(models_dir, tmp_path_factory.mktemp("streamlit") / "server.log")
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _healthy(url):
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit not healthy after {START_TIMEOUT} s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.5)
-        base = ServerURL(url)
-        base.log_path = log_path
-        yield base
-    finally:
-        _stop(proc)
-    assert proc.returncode is not None
+        app.start(timeout=START_TIMEOUT)
+    except (RuntimeError, TimeoutError) as e:
+        pytest.fail(str(e))
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where this test's screenshots go: its own tmp folder, never the repo."""
+    return tmp_path
 
 
 @pytest.fixture(scope="module")
@@ -163,11 +105,11 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, server, request):
+def page(browser, server, request, shots):
     """A fresh browser context (= a new Streamlit session) on the app, fully rendered.
 
     Uncaught JS exceptions are collected in page.page_errors (assert_healthy checks them); a failed
-    test leaves a screenshot in artifacts/.
+    test leaves a screenshot in its tmp folder and says where.
     """
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     pg = context.new_page()
@@ -175,32 +117,33 @@ def page(browser, server, request):
     pg.on("pageerror", lambda e: pg.page_errors.append(str(e)))
     failed_before = request.session.testsfailed
     try:
-        pg.goto(server, timeout=RENDER_TIMEOUT)
+        pg.goto(server.url, timeout=RENDER_TIMEOUT)
         pg.wait_for_selector(CONNECTED, timeout=RENDER_TIMEOUT)
         expect(pg.locator(SLIDERS)).to_have_count(8, timeout=RENDER_TIMEOUT)
         expect(decoded_image(pg)).to_have_count(1, timeout=RENDER_TIMEOUT)
     except Exception as e:  # noqa: BLE001 - report what the browser and the server saw
         with contextlib.suppress(Exception):
-            save_full_page(pg, ARTIFACTS / f"browser_failure_{request.node.name}.png")
+            save_full_page(pg, shots / "browser_failure.png")
         context.close()
-        log = server.log_path.read_text(errors="replace")[-4000:]
-        pytest.fail(f"the app did not render: {e}\npage errors: {pg.page_errors}\nserver log tail:\n{log}")
+        pytest.fail(f"the app did not render: {e}\npage errors: {pg.page_errors}\nscreenshot: {shots / 'browser_failure.png'}\n"
+                    f"server log tail:\n{server.log_tail()}")
     yield pg
     if request.session.testsfailed > failed_before:  # the call report is logged before teardown
         with contextlib.suppress(Exception):
-            save_full_page(pg, ARTIFACTS / f"browser_failure_{request.node.name}.png")
+            save_full_page(pg, shots / "browser_failure.png")
+            print(f"screenshot of the failure: {shots / 'browser_failure.png'}")
     context.close()
 
 
 def save_full_page(page, path: Path) -> None:
     """Screenshot of the whole app. Streamlit scrolls inside <main> and the sidebar, not the
     document, so full_page alone stops at the viewport: grow the viewport to their height first."""
-    path.parent.mkdir(exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     height = page.evaluate("""() => Math.max(document.documentElement.scrollHeight,
         ...[...document.querySelectorAll("[data-testid='stMain'], [data-testid='stSidebarContent']")].map(e => e.scrollHeight))""")
     size = page.viewport_size
     page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 8000)})
-    page.wait_for_timeout(500)  # relayout (plotly resizes with its container)
+    wait_map_still(page)  # the taller viewport relayouts the page; plotly redraws with it
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)
 
@@ -226,9 +169,27 @@ def assert_healthy(page) -> None:
 
 def wait_idle(page) -> None:
     """Until no script run is in progress (the attribute is 'running' during a run)."""
-    page.wait_for_function(
-        "() => document.querySelector(\"[data-testid='stApp']\").getAttribute('data-test-script-state') !== 'running'",
-        timeout=STEP_TIMEOUT)
+    page.wait_for_function(SCRIPT_IDLE_JS, timeout=STEP_TIMEOUT)
+
+
+# True once the point PICK_MAP_POINT_JS picks is where it was at the previous check (100 ms before):
+# the map has finished redrawing (an upload adds a marker trace and widens the legend, which moves
+# every point). The previous pick is kept on window between the polls of wait_for_function.
+MAP_STILL_JS = """() => {
+  const pick = (%s)();
+  const key = pick && `${pick.x.toFixed(1)},${pick.y.toFixed(1)},${pick.index}`;
+  const still = !!key && window.__lastMapPick === key;
+  window.__lastMapPick = key;
+  return still && pick;
+}""" % PICK_MAP_POINT_JS
+
+
+def wait_map_still(page) -> dict:
+    """Wait until the map is drawn and has not moved for one 100 ms poll; returns the picked point."""
+    page.wait_for_function(MAP_READY_JS, timeout=RENDER_TIMEOUT)
+    wait_idle(page)
+    page.evaluate("() => { window.__lastMapPick = undefined; }")
+    return page.wait_for_function(MAP_STILL_JS, polling=100, timeout=STEP_TIMEOUT).json_value()
 
 
 def move_slider(page, i: int, presses: int) -> None:
@@ -248,18 +209,7 @@ def click_map_point(page) -> int:
     """Click one test digit on the map; returns its test-set index."""
     chart = page.locator("[data-testid='stPlotlyChart']").first
     chart.scroll_into_view_if_needed()
-    page.wait_for_function(MAP_READY_JS, timeout=RENDER_TIMEOUT)
-    # A rerun may still redraw the map (an upload adds a marker trace and widens the legend, which
-    # moves every point): wait until no run is in progress and the point stays put for 0.5 s.
-    wait_idle(page)
-    deadline, point, last = time.monotonic() + STEP_TIMEOUT / 1000, None, None
-    while time.monotonic() < deadline:
-        point = page.evaluate(PICK_MAP_POINT_JS)
-        if point is not None and point == last:
-            break
-        last = point
-        page.wait_for_timeout(500)
-    assert point is not None and point == last, f"the map did not settle: {last} -> {point}"
+    point = wait_map_still(page)
     page.mouse.move(point["x"], point["y"])
     page.mouse.click(point["x"], point["y"])
     expect(image_with_caption(page, "its reconstruction")).to_have_count(1, timeout=STEP_TIMEOUT)
@@ -297,13 +247,11 @@ def test_upload_shows_reconstruction(page):
 
 
 def test_map_click_loads_the_sliders(page, models_dir):
-    from training import load_atlas
-
     assert slider_values(page) == [0.0] * 8
     index = click_map_point(page)
     expect(image_with_caption(page, f"test #{index} (")).to_have_count(1, timeout=STEP_TIMEOUT)
     wait_idle(page)
-    mu = load_atlas(models_dir / "default.atlas.npz")["mu"][index]
+    mu = load_atlas(models_dir / "default.atlas.npz").mu[index]
     values = np.array(slider_values(page))
     # the sliders show mu (rounded) snapped to their 0.05 step
     assert np.abs(values - np.clip(mu, -4, 4)).max() <= 0.026, (values, mu)
@@ -311,8 +259,8 @@ def test_map_click_loads_the_sliders(page, models_dir):
     assert_healthy(page)
 
 
-def test_walkthrough_screenshot(page):
-    """Slider, upload, map click in one session; the full page goes to artifacts/browser_screenshot.png."""
+def test_walkthrough_screenshot(page, shots):
+    """Slider, upload, map click in one session; the full page is saved (and to $BROWSER_TEST_SCREENSHOT)."""
     before = decoded_image(page).get_attribute("src")
     move_slider(page, 0, 6)
     expect(decoded_image(page)).not_to_have_attribute("src", before, timeout=STEP_TIMEOUT)
@@ -324,6 +272,9 @@ def test_walkthrough_screenshot(page):
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=stImage] img')].every(i => i.complete && i.naturalWidth > 0)",
         timeout=STEP_TIMEOUT)
-    page.wait_for_timeout(500)  # let plotly finish its transitions
+    wait_map_still(page)  # plotly's transitions are over
     assert_healthy(page)
-    save_full_page(page, ARTIFACTS / "browser_screenshot.png")
+    save_full_page(page, shots / "browser_screenshot.png")
+    assert (shots / "browser_screenshot.png").stat().st_size > 10_000
+    if target := os.environ.get("BROWSER_TEST_SCREENSHOT"):  # asked for by name: e.g. docs/app.png
+        save_full_page(page, Path(target))
