@@ -16,9 +16,6 @@ from explorer import bundle, figures, projection
 from explorer.analysis import DigitAnalysis, analyse_digit
 from explorer.preprocess import prepare_digit
 
-NEIGHBOURS = 8  # nearest test digits shown for an upload
-
-
 def file_version(path: Path) -> tuple[int, int]:
     """(checkpoint mtime, atlas mtime) in ns, 0 where missing: a cache key that changes when either file does."""
     def mtime(p: Path) -> int:
@@ -53,4 +50,4 @@ def map_figure(_m: bundle.ExplorerModel, sha: str, proj: str, markers: tuple) ->
 @st.cache_data(max_entries=8, show_spinner=False)
 def analyse_upload(_m: bundle.ExplorerModel, sha: str, data: bytes) -> DigitAnalysis:
     """Normalise an uploaded image and analyse it; raises UnusableImageError for unusable files."""
-    return analyse_digit(_m.model, _m.atlas, prepare_digit(data), NEIGHBOURS)
+    return analyse_digit(_m.model, _m.atlas, prepare_digit(data))

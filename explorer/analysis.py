@@ -10,6 +10,8 @@ from common.atlas_format import Atlas
 from explorer import codes, projection
 from explorer.numpy_vae import NumpyVAE
 
+NEIGHBOURS = 8  # nearest test digits shown for an upload
+
 
 @dataclass(frozen=True)
 class DigitAnalysis:
@@ -27,7 +29,7 @@ class DigitAnalysis:
     neighbours: np.ndarray
 
 
-def analyse_digit(model: NumpyVAE, atlas: Atlas, image: np.ndarray, neighbours: int = 8) -> DigitAnalysis:
+def analyse_digit(model: NumpyVAE, atlas: Atlas, image: np.ndarray, neighbours: int = NEIGHBOURS) -> DigitAnalysis:
     """Encode image [28, 28], decode its mu, split its -ELBO and find its nearest test codes."""
     mu, sigma = codes.encode_mu_sigma(model, image)
     idx, _ = projection.nearest(mu, atlas.mu, neighbours)

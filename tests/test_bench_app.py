@@ -1,4 +1,4 @@
-"""explorer.bench on the tiny model: every directly timed figure is a positive finite number and
+"""bench (the app benchmarks) on the tiny model: every directly timed figure is a positive finite number and
 `main --quick` prints well-formed `name=value (target <= T) PASS|MISS` lines. No timing assertions."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from explorer import bench
+from bench import __main__ as bench_main
+from bench import reruns, timing, uploads
 from explorer.bundle import MODELS_DIR_ENV
 
 LINE = re.compile(r"^(?P<name>[a-z0-9_]+)=(?P<value>\d+(\.\d+)?) \(target <= (?P<target>\d+(\.\d+)?)\) (PASS|MISS)$")
@@ -16,7 +17,7 @@ LINE = re.compile(r"^(?P<name>[a-z0-9_]+)=(?P<value>\d+(\.\d+)?) \(target <= (?P
 
 @pytest.fixture(scope="module")
 def em(tiny_models_dir):
-    return bench.load_first_model(tiny_models_dir)
+    return timing.load_first_model(tiny_models_dir)
 
 
 def positive_finite(x: float) -> bool:
@@ -25,34 +26,36 @@ def positive_finite(x: float) -> bool:
 
 @pytest.mark.parametrize("proj", ["PCA", "t-SNE"])
 def test_fragment_body_time(em, proj):
-    assert positive_finite(bench.fragment_body(em, proj, repeats=3))
+    assert positive_finite(reruns.fragment_body(em, proj, repeats=3))
 
 
-@pytest.mark.parametrize("label,filename,mime", bench.UPLOADS)
+@pytest.mark.parametrize("label,filename,mime", uploads.UPLOADS)
 def test_upload_direct_time(em, label, filename, mime):
-    data = (bench.ASSETS / filename).read_bytes()
-    assert positive_finite(bench.upload_direct(em, data, repeats=2))
+    data = (uploads.ASSETS / filename).read_bytes()
+    assert positive_finite(uploads.upload_direct(em, data, repeats=2))
 
 
 def test_tsne_place_time(em):
-    assert positive_finite(bench.tsne_place(em, n=20))
+    assert positive_finite(reruns.tsne_place(em, n=20))
 
 
-def test_fragment_only_source_keeps_the_app_but_not_its_main_call():
-    src = bench.fragment_only_source()
-    compile(src, "fragment_only", "exec")
-    assert "def sliders_ui" in src and src.rstrip().endswith("sliders_ui(_m)")
-    assert not any(line.strip() == "main()" for line in src.splitlines())
+def test_fragment_rerun_runs_the_apps_real_fragment(tiny_models_dir, monkeypatch):
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tiny_models_dir))
+    at = reruns.apptest(function=reruns._fragment_only, projection_name="PCA")
+    reruns.run_clean(at)
+    assert len(at.slider) == 8 and any("decoded pixel means" in img.captions for img in at.image)
+    assert not at.get("plotly_chart")  # only the fragment: the 10k-point map is not part of it
+    assert positive_finite(reruns.warm_slider_rerun(at, repeats=2))
 
 
 def test_figure_line_format():
-    assert bench.Figure("cold_start_apptest_s", 2.414, 3.0).line() == "cold_start_apptest_s=2.41 (target <= 3) PASS"
-    assert bench.Figure("tsne_place_ms", 51.0, 50.0).line() == "tsne_place_ms=51.0 (target <= 50) MISS"
+    assert timing.Figure("cold_start_apptest_s", 2.414, 3.0).line() == "cold_start_apptest_s=2.41 (target <= 3) PASS"
+    assert timing.Figure("tsne_place_ms", 51.0, 50.0).line() == "tsne_place_ms=51.0 (target <= 50) MISS"
 
 
 def test_main_quick_prints_every_in_process_figure(tiny_models_dir, monkeypatch, capsys):
     monkeypatch.setenv(MODELS_DIR_ENV, str(tiny_models_dir))  # main sets it too; restored afterwards
-    assert bench.main(["--models", str(tiny_models_dir), "--repeats", "2", "--quick"]) == 0
+    assert bench_main.main(["--models", str(tiny_models_dir), "--repeats", "2", "--quick"]) == 0
     out = [line for line in capsys.readouterr().out.splitlines() if line and not line.startswith("#")]
     names = []
     for line in out:
