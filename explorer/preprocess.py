@@ -30,7 +30,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = [
     "UnusableImageError",
     "prepare_digit",
-    "to_uint8_image",
     "ACCEPTED_FORMATS",
     "MAX_FILE_BYTES",
     "MAX_PIXELS",
@@ -126,22 +125,6 @@ def prepare_digit(data: bytes) -> np.ndarray:
         raise UnusableImageError(
             "This image could not be processed. " + _UPLOAD_HINT
         ) from exc
-
-
-def to_uint8_image(arr: np.ndarray, scale: int = 8) -> Image.Image:
-    """Render a [H, W] float image in [0, 1] as an 8-bit grayscale PIL image for display.
-
-    Upscaled `scale` times with NEAREST so each MNIST pixel stays a crisp square
-    (a [28, 28] input gives a 224x224 image with the default scale).
-    """
-    a = np.asarray(arr, dtype=np.float32)
-    if a.ndim != 2 or a.size == 0:
-        raise ValueError(f"expected a non-empty 2-D array, got shape {a.shape}")
-    if int(scale) != scale or scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale!r}")
-    u8 = np.round(np.clip(np.nan_to_num(a), 0.0, 1.0) * 255.0).astype(np.uint8)
-    img = Image.fromarray(u8)
-    return img.resize((a.shape[1] * int(scale), a.shape[0] * int(scale)), Image.Resampling.NEAREST)
 
 
 # ==============================================================================================
