@@ -282,3 +282,49 @@ def test_cli_failure_returns_1_with_message(
     captured = capsys.readouterr()
     assert "torchvision download: RuntimeError: offline" in captured.err
     assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_a_data_root_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_bytes(b"a file where the data folder should be")
+    assert data.main(["--root", str(not_a_folder)], sources=()) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: data root ") and "is a file, not a folder" in err and err.count("\n") == 1
+    assert not_a_folder.read_bytes() == b"a file where the data folder should be"
+
+
+# ------------------------------------------------------------------ session guards (conftest)
+
+
+def test_network_guard_refuses_the_outside_and_keeps_loopback() -> None:
+    import os
+    import socket
+
+    outside = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    outside.settimeout(2.0)  # were the guard gone, fail fast with another error rather than hang
+    try:
+        with pytest.raises(ConnectionRefusedError, match="tests must not reach the network"):
+            outside.connect(("192.0.2.1", 80))  # TEST-NET-1: refused before any packet leaves
+        with pytest.raises(ConnectionRefusedError, match="tests must not reach the network"):
+            outside.connect_ex(("pypi.org", 443))  # a name other than localhost would need DNS: refused too
+    finally:
+        outside.close()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        with socket.create_connection(server.getsockname(), timeout=5.0):
+            pass  # loopback servers (Streamlit, the browser tests) keep working
+    assert os.environ.get("PIP_NO_INDEX") == "1"  # a stray `pip download` in a subprocess fails offline
+
+
+def test_user_files_guard_sees_added_changed_and_removed_files(tmp_path: Path) -> None:
+    from conftest import USER_FOLDERS, changed_files, user_files_snapshot
+
+    for folder in USER_FOLDERS:
+        (tmp_path / folder / "sub").mkdir(parents=True)
+        (tmp_path / folder / "sub" / "f.bin").write_bytes(b"user's")
+    before = user_files_snapshot(tmp_path)
+    assert len(before) == len(USER_FOLDERS) and changed_files(before, user_files_snapshot(tmp_path)) == []
+    (tmp_path / "data" / "sub" / "f.bin").rename(tmp_path / "data" / "sub" / "f.bin.rejected")  # the old bug
+    (tmp_path / "models" / "sub" / "f.bin").write_bytes(b"retrained")
+    (tmp_path / "outside.txt").write_bytes(b"not the user's folders")
+    assert changed_files(before, user_files_snapshot(tmp_path)) == [
+        "data/sub/f.bin", "data/sub/f.bin.rejected", "models/sub/f.bin"]

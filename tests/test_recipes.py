@@ -81,12 +81,16 @@ def test_a_failing_stage_stops_the_recipe_with_its_exit_code(tmp_path, tiny_reci
     assert len(calls) == 1 and "rerun the same command" in logs[-1] and not final.exists()  # the next stage never ran
 
 
-def test_a_stage_that_cannot_start_touches_no_data(tmp_path, capsys):
+def test_a_stage_that_cannot_start_touches_no_data(tmp_path, capsys, monkeypatch):
     """The case that once renamed a user's real MNIST to *.rejected: a recipe stage whose --init-from is
-    missing ran with the default data root while the md5 table was another one. Now the run is refused
-    before any data is looked at: files with the 'wrong' md5 stay as they are and no source is called."""
-    root = tmp_path / "data"
-    raw = root / "MNIST" / "raw"
+    missing, run as the old test ran it (no --data-root, so the default data/ under the repo root) while
+    the md5 table was another one. The repo root is a tmp folder here (the user's data/ is never the
+    subject of a test). Now the run is refused before any data is looked at: files with the 'wrong' md5
+    keep their names and bytes, and no source is called."""
+    from training import config
+
+    monkeypatch.setattr(config, "REPO_ROOT", tmp_path)  # where relative paths (--data-root data) resolve
+    raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     users = {name: f"the user's real {name}".encode() for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                                                      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -94,9 +98,12 @@ def test_a_stage_that_cannot_start_touches_no_data(tmp_path, capsys):
         (raw / name).write_bytes(content)
     other_md5 = dict.fromkeys(users, "0" * 32)  # a table these files do not match (as a test's synthetic one)
     fetched: list[Path] = []
-    argv = recipes.stage_argv(recipes.Stage("bad", ("--init-from", str(tmp_path / "missing.pt"), "--data-root", str(root),
-                                                    "--output", str(tmp_path / "out.pt"))), threads=1, progress=False)
-    assert cli.main(argv, expected_md5=other_md5, sources=(fetched.append,)) == 1
+    old_stage = recipes.Stage("bad", ("--init-from", str(tmp_path / "missing.pt"), "--output", str(tmp_path / "s1.pt")))
+    argv = recipes.stage_argv(old_stage, threads=1, progress=False)
+    assert "--data-root" not in argv and parse_args(argv).data_path() == tmp_path / "data"
+    monkeypatch.setitem(recipes.RECIPES, "tiny-bad", (old_stage,))
+    run = lambda a: cli.main(a, expected_md5=other_md5, sources=(fetched.append,))  # noqa: E731
+    assert recipes.run_recipe("tiny-bad", progress=False, log=lambda s: None, run_stage=run) == 1
     assert "missing.pt: no such checkpoint" in capsys.readouterr().err
     assert sorted(p.name for p in raw.iterdir()) == sorted(users) and not fetched
     assert all((raw / name).read_bytes() == content for name, content in users.items())
@@ -105,6 +112,17 @@ def test_a_stage_that_cannot_start_touches_no_data(tmp_path, capsys):
 def test_the_real_data_root_is_the_default_only_by_name():
     """Without --data-root a run uses the repo's data/ (the user's); tests always pass their own."""
     assert parse_args([]).data_path() == REPO_ROOT / "data"
+
+
+@pytest.mark.parametrize("name", ["default", "seed"])
+def test_each_recipe_evaluates_its_atlas_like_the_shipped_one(name):
+    """The shipped atlas' NLL used k=1000: the recipe's last stage asks for that k, not the automatic one."""
+    from common.atlas_format import load_atlas
+    from common.paths import atlas_path_for
+
+    last = parse_args(recipes.stage_argv(recipes.RECIPES[name][-1], threads=1, progress=False))
+    assert last.atlas and last.force and last.resume
+    assert last.final_eval_samples() == load_atlas(atlas_path_for(REPO_ROOT / "models" / f"{name}.pt")).metrics["iw_samples"]
 
 
 @pytest.mark.parametrize("name", ["default", "seed"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import pickle
 from pathlib import Path
 
@@ -328,9 +329,11 @@ def test_cli_smoke_one_epoch_with_atlas_and_summary(tmp_path, tiny_mnist, capsys
 
 
 def test_final_eval_samples_rule():
-    assert [TrainConfig().final_eval_samples(e) for e in (1, 3, 50, 250)] == [20, 60, 1000, 1000]
-    assert TrainConfig(eval_iw_samples=7).final_eval_samples(250) == 7  # an explicit k is obeyed
-    assert TrainConfig(eval_iw_samples=0).final_eval_samples(250) == 0
+    assert [TrainConfig(epochs=e).final_eval_samples() for e in (1, 3, 50, 250)] == [20, 60, 1000, 1000]
+    assert TrainConfig(eval_iw_samples=7).final_eval_samples() == 7  # an explicit k is obeyed
+    assert TrainConfig(eval_iw_samples=0).final_eval_samples() == 0
+    # the run's length decides, not how much of it this invocation ran: a resumed run ends like the whole one
+    assert TrainConfig(epochs=250, resume=True).final_eval_samples() == 1000
 
 
 def test_default_output_is_a_named_file_in_runs_never_models():
@@ -360,6 +363,26 @@ def test_an_existing_checkpoint_is_never_overwritten_without_force(tmp_path, tin
     assert read_checkpoint(out)["train_config"]["seed"] == 3
 
 
+def test_a_killed_runs_resume_file_is_not_overwritten_either(tmp_path, tiny_mnist, capsys, one_torch_thread):
+    """A run killed before its first best checkpoint leaves only the .last.pt: a fresh run with the same
+    --output must not overwrite it, and --resume of another run's file is refused before any data is read."""
+    root, md5 = tiny_mnist
+    out = tmp_path / "m.pt"
+    flags = ["--epochs", "1", *TINY_FLAGS, "--data-root", str(root), "--output", str(out), "--no-progress", "--no-atlas"]
+    assert run_cli(flags, md5) == 0
+    out.unlink()
+    last = resume_path(out)
+    kept = last.read_bytes()
+    capsys.readouterr()
+    assert run_cli(flags, md5) == 1
+    assert f"{last} exists: --resume to continue that run" in capsys.readouterr().err
+    assert run_cli([*flags, "--resume", "--lr", "0.5"], md5) == 1
+    captured = capsys.readouterr()
+    assert "is another run (it differs in lr)" in captured.err and captured.err.count("\n") == 1
+    assert "MNIST" not in captured.out  # refused before the data was looked at
+    assert last.read_bytes() == kept and not out.exists()
+
+
 @pytest.mark.parametrize("problem", ["output folder is a file", "data root is a file", "init-from missing"])
 def test_everyday_file_problems_fail_before_training_with_one_line(tmp_path, tiny_mnist, capsys, problem):
     root, md5 = tiny_mnist
@@ -380,30 +403,48 @@ def test_everyday_file_problems_fail_before_training_with_one_line(tmp_path, tin
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders: the mode bits stop only other users")
+def test_a_read_only_output_folder_fails_before_training(tmp_path, tiny_mnist, capsys):
+    root, md5 = tiny_mnist
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        assert run_cli(["--epochs", "1", *TINY_FLAGS, "--data-root", str(root), "--output", str(folder / "m.pt")], md5) == 1
+    finally:
+        folder.chmod(0o755)
+    captured = capsys.readouterr()
+    assert "cannot write to the output folder" in captured.err and captured.err.count("\n") == 1
+    assert "training " not in captured.out and list(folder.iterdir()) == []
+
+
 def test_a_full_disk_mid_run_is_one_line_and_keeps_saved_checkpoints(tmp_path, tiny_mnist, capsys, monkeypatch,
                                                                      one_torch_thread):
     import errno
-
-    from training import train as train_module
 
     root, md5 = tiny_mnist
     out = tmp_path / "m.pt"
     flags = ["--epochs", "1", *TINY_FLAGS, "--data-root", str(root), "--output", str(out), "--no-progress", "--no-atlas"]
     assert run_cli(flags, md5) == 0
     saved = {p.name: p.read_bytes() for p in tmp_path.glob("m.*")}
-    real_save = train_module.save_checkpoint
+    real_save = torch.save
 
-    def save_until_the_disk_fills(path, payload):  # the first write of the resumed run finds no space
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    def disk_fills_mid_write(obj, f, *args, **kwargs):  # the real atomic write path, up to the file's write()
+        f.write(b"the first bytes fit")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save_until_the_disk_fills)
+    monkeypatch.setattr(torch, "save", disk_fills_mid_write)
     capsys.readouterr()
     assert run_cli([*flags, "--resume", "--epochs", "3"], md5) == 1
     err = capsys.readouterr().err
-    assert "No space left on device" in err and "checkpoints already saved are intact" in err and err.count("\n") == 1
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert "No space left on device" in err and "checkpoints already saved are intact" in err
+    # the checkpoints of epoch 1 are byte-identical and the half-written temp file is gone
     assert {p.name: p.read_bytes() for p in tmp_path.glob("m.*")} == saved
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
-    assert run_cli([*flags, "--resume", "--epochs", "2"], md5) == 0  # and --resume carries on once there is space
+    assert not list(tmp_path.glob("*.tmp"))
+    monkeypatch.setattr(torch, "save", real_save)
+    assert run_cli([*flags, "--resume", "--epochs", "3"], md5) == 0  # and --resume carries on once there is space
+    assert read_checkpoint(out)["history"][-1]["epoch"] == 3
 
 
 def test_tsne_progress_bar_reaches_the_end_and_changes_nothing(capsys):

@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from common.paths import REPO_ROOT, atlas_path_for
-from training.checkpoint import CheckpointError, resume_path
+from common.paths import atlas_path_for
+from training.checkpoint import CheckpointError, read_checkpoint, resume_path
 from training.config import TrainConfig, parse_args
 from training.mnist_sources import MNIST_FILES
-from training.train import TrainingDiverged, TrainResult, train
+from training.train import TrainingDiverged, TrainResult, config_differences, train
 
 
 class PreflightError(ValueError):
@@ -40,16 +40,25 @@ def _writable_folder(folder: Path) -> None:
 
 def preflight(cfg: TrainConfig) -> None:
     """Refuse a run that would fail late or overwrite a checkpoint the user did not ask to replace."""
-    if cfg.init_from:
-        init = Path(cfg.init_from) if Path(cfg.init_from).is_absolute() else REPO_ROOT / cfg.init_from
+    if (init := cfg.init_path()) is not None:
         if not init.is_file():
             raise PreflightError(f"--init-from {cfg.init_from}: no such checkpoint")
     out = cfg.output_path()
-    resuming = cfg.resume and resume_path(out).is_file()
-    if out.exists() and not (resuming or cfg.force):
-        raise PreflightError(f"{out} exists: --resume to continue that run, --force to replace it, or --output NEW.pt")
-    if out.exists() and not out.is_file():
-        raise PreflightError(f"--output {out} is a folder, not a checkpoint file")
+    last = resume_path(out)
+    if out.is_dir():
+        raise PreflightError(f"--output {out} is a folder, not a checkpoint file; give a file name such as {out / 'run.pt'}")
+    resuming = cfg.resume and last.is_file()
+    if resuming:
+        # The same run or none: settings that differ would make train() refuse, but only after the
+        # data is loaded; say it now. (--force does not override this: it replaces, it never mixes.)
+        saved = read_checkpoint(last).get("train_config") or {}
+        if diffs := config_differences(dict(saved), cfg):
+            raise PreflightError(f"--resume: {last} is another run (it differs in {', '.join(diffs)}); "
+                                 "rerun with its settings, or --output NEW.pt for a new run")
+    # Both files count: a fresh run would overwrite the .last.pt of a killed run as surely as the best one.
+    existing = next((p for p in (out, last) if p.exists()), None)
+    if existing is not None and not (resuming or cfg.force):
+        raise PreflightError(f"{existing} exists: --resume to continue that run, --force to replace it, or --output NEW.pt")
     _writable_folder(out.parent)
     root = cfg.data_path()
     if root.exists() and not root.is_dir():
@@ -66,8 +75,8 @@ def summary_lines(cfg: TrainConfig, result: TrainResult, seconds: float, atlas_m
                   atlas_file: Path | None) -> list[str]:
     """Every figure the run computed, one per line, for the final summary."""
     row = _best_row(result)
-    lines = [f"checkpoint    {result.best_path}", f"trained       {result.epochs_run} epochs in {seconds:.0f} s"
-             + (f" (best: epoch {row['epoch']})" if row else "")]
+    lines = [f"checkpoint    {result.best_path}", f"resume state  {result.last_path}",
+             f"trained       {result.epochs_run} epochs in {seconds:.0f} s" + (f" (best: epoch {row['epoch']})" if row else "")]
     if row:
         lines.append(f"test -ELBO    {row['test_neg_elbo']:.2f} nats = reconstruction {row['test_recon']:.2f} + KL {row['test_kl']:.2f}")
         if cfg.iw_samples > 1:
@@ -104,7 +113,7 @@ def main(argv: Sequence[str] | None = None, *, expected_md5: Mapping[str, str] =
         if cfg.atlas:
             from training.atlas import write_atlas_for
 
-            k = cfg.final_eval_samples(result.epochs_run)
+            k = cfg.final_eval_samples()
             atlas = write_atlas_for(result.best_path, test_x, test_y, iw_samples=k, progress=cfg.progress)
             metrics, atlas_file = atlas.metrics, atlas_path_for(result.best_path)
         print("\nsummary")

@@ -48,7 +48,7 @@ class TrainConfig:
     force: bool = False  # replace an existing OUTPUT checkpoint (without it, a run never overwrites one)
     data_root: str = "data"  # MNIST lives (or is fetched to) DATA_ROOT/MNIST/raw
     atlas: bool = True  # write the latent atlas (incl. t-SNE) next to the best checkpoint at the end
-    eval_iw_samples: int | None = None  # importance samples k for the final NLL stored with the atlas; default min(1000, 20 x epochs) so the evaluation costs about as much as the run; 0 skips it
+    eval_iw_samples: int | None = None  # importance samples k for the final NLL stored with the atlas; default min(1000, 20 x EPOCHS), so the final evaluation costs about as much as training; 0 skips it
     progress: bool = True  # tqdm progress bars
 
     def __post_init__(self) -> None:
@@ -105,19 +105,29 @@ class TrainConfig:
         latent = f"-z{self.latent_dim}" if self.latent_dim is not None else f"-z{self.model_config().latent_dim}"
         return f"{origin}{'' if self.init_from else latent}-{objective}-beta{self.beta:g}-lr{self.lr:g}-e{self.epochs}-seed{self.seed}.pt"
 
-    def final_eval_samples(self, epochs_run: int) -> int:
-        """k of the final NLL: --eval-iw-samples if given, else min(1000, 20 x epochs run).
+    def final_eval_samples(self) -> int:
+        """k of the final NLL: --eval-iw-samples if given, else min(1000, 20 x epochs).
 
         An IWAE evaluation with k samples on the 10k test digits costs about k/18 training epochs
         of compute (forward passes only, 10k instead of 60k images), so 20 per epoch keeps it about
-        as long as the run: a 1-epoch run gets k=20 in ~1 s, a 50-epoch run or longer k=1000.
+        as long as the training: a 1-epoch run gets k=20 in ~1 s, a run of 50 epochs or more k=1000.
+        The run's --epochs, not the epochs this invocation ran, so a run resumed after a kill ends
+        with the same atlas as the uninterrupted one.
         """
         if self.eval_iw_samples is not None:
             return self.eval_iw_samples
-        return min(1000, 20 * max(1, epochs_run))
+        return min(1000, 20 * self.epochs)
 
     def data_path(self) -> Path:
+        """--data-root; a relative one is under the repo root (by default the repo's data/)."""
         p = Path(self.data_root)
+        return p if p.is_absolute() else REPO_ROOT / p
+
+    def init_path(self) -> Path | None:
+        """--init-from as a path (a relative one is under the repo root), or None."""
+        if not self.init_from:
+            return None
+        p = Path(self.init_from)
         return p if p.is_absolute() else REPO_ROOT / p
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs.update(type=int, nargs="+", metavar="N")
         else:
             kwargs["type"] = base
-        kwargs["help"] = f"{text} (default: {f.default})" if text else f"(default: {f.default})"
+        if f.default is None and "default" in text:
+            kwargs["help"] = text  # the comment says what an unset value means (e.g. --output, --eval-iw-samples)
+        else:
+            kwargs["help"] = f"{text} (default: {f.default})" if text else f"(default: {f.default})"
         parser.add_argument(flag, **kwargs)
     return parser
 

@@ -232,7 +232,13 @@ def ensure_mnist(
     """
     root = Path(root)
     raw_dir = mnist_raw_dir(root)
-    raw_dir.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise MnistUnavailableError(f"data root {root} is a file, not a folder: give the folder that holds "
+                                    "(or will hold) MNIST/raw")
+    try:
+        raw_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. MNIST or MNIST/raw is a file, or the folder is read-only
+        raise MnistUnavailableError(f"cannot create {raw_dir} ({exc.strerror or exc}): give another data root") from exc
     attempts: list[str] = []
 
     good, problems = _verify_raw_dir(raw_dir, expected_md5)

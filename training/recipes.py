@@ -3,7 +3,9 @@
 A recipe is the exact sequence of `python -m training` runs behind a model in `models/`. Stages
 before the last write to `artifacts/recipes/` (git-ignored), so the app never lists half-made
 models; the last stage writes the shipped path and its atlas. Each stage runs with `--resume`, and a
-finished stage is skipped, so rerunning a killed recipe continues where it stopped.
+finished stage is skipped, so rerunning a killed recipe continues where it stopped. Each stage
+also runs with `--force`: replacing the shipped files is what a recipe is for (a plain
+`python -m training` never overwrites a checkpoint).
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ class Stage:
 
 
 RECIPES: dict[str, tuple[Stage, ...]] = {
-    "seed": (Stage("seed", ("--preset", "seed", "--epochs", "100", "--output", "models/seed.pt")),),
+    # The last stage of each recipe states the k of its atlas' NLL: the shipped atlases' k=1000, not
+    # the automatic min(1000, 20 x epochs) a 40-epoch stage would get.
+    "seed": (Stage("seed", ("--preset", "seed", "--epochs", "100", "--eval-iw-samples", "1000", "--output", "models/seed.pt")),),
     "default": (
         Stage("elbo", ("--epochs", "250", "--no-atlas", "--output", f"{STAGING}/default.stage1.pt")),
         # Fine-tuning on the IWAE bound; no KL warm-up, since the weights are already trained.
         Stage("iwae", ("--init-from", f"{STAGING}/default.stage1.pt", "--iw-samples", "5", "--warmup-epochs", "0",
-                       "--epochs", "40", "--lr", "1e-4", "--output", "models/default.pt")),
+                       "--epochs", "40", "--lr", "1e-4", "--eval-iw-samples", "1000", "--output", "models/default.pt")),
     ),
 }
 

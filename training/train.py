@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from training.checkpoint import model_from_checkpoint, read_checkpoint, resume_path, save_checkpoint, stages_of
-from training.config import REPO_ROOT, TrainConfig
+from training.config import TrainConfig
 from training.evaluate import binarize_fixed, elbo_metrics, iwae_metric
 from training.loss import elbo_terms, iwae_terms, kl_weight_at
 from training.model import VAE, ModelConfig
@@ -187,8 +187,7 @@ def train(
     data_md5 = data_md5 or {}
 
     torch.manual_seed(cfg.seed)  # weight initialisation
-    if cfg.init_from:
-        init_path = Path(cfg.init_from) if Path(cfg.init_from).is_absolute() else REPO_ROOT / cfg.init_from
+    if (init_path := cfg.init_path()) is not None:
         parent = read_checkpoint(init_path)
         model = model_from_checkpoint(parent, init_path).to(device)
         ancestors = stages_of(parent)  # so a fine-tuned model still says how its weights were made
