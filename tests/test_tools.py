@@ -13,6 +13,7 @@ from torch import nn
 
 from tools import prior_sample_means, reconstruct_means
 from tools import figures
+from tools import digit_classifier as dc
 from tools import recon_classifier as rc
 from training.checkpoint import save_checkpoint
 from training.model import VAE, ModelConfig
@@ -39,11 +40,11 @@ def tiny_ckpt(tmp_path: Path, tiny_vae: VAE) -> Path:
 @pytest.fixture
 def offline_tiny_root(tiny_mnist, monkeypatch) -> Path:
     """The conftest tiny MNIST root, made the 'official' files, with every download source disabled."""
-    from training import data
+    from training import data, mnist_sources
 
     root, md5 = tiny_mnist
-    monkeypatch.setattr(data, "MNIST_FILES", md5)
-    monkeypatch.setattr(data, "DEFAULT_SOURCES", ())
+    monkeypatch.setattr(data, "MNIST_FILES", md5)  # the tools read data.MNIST_FILES at call time
+    monkeypatch.setattr(mnist_sources, "DEFAULT_SOURCES", ())  # nothing may be fetched
     return root
 
 
@@ -86,51 +87,51 @@ def test_prior_sample_means_fixed_seed(tiny_vae):
 def test_accuracy_is_one_for_a_perfect_classifier_and_drops_with_wrong_labels():
     x, y = coded_data(50)
     clf = LookupClassifier()
-    assert rc.accuracy(clf, x, y, batch_size=16) == 1.0
+    assert dc.accuracy(clf, x, y, batch_size=16) == 1.0
     wrong = y.clone()
     wrong[:10] = (wrong[:10] + 1) % 10
-    assert rc.accuracy(clf, x, wrong) == pytest.approx(0.8)
-    assert rc.accuracy(clf, x, (y + 1) % 10) == 0.0
-    assert rc.per_class_accuracy(rc.predict(clf, x), wrong) == [0.8] * 10
+    assert dc.accuracy(clf, x, wrong) == pytest.approx(0.8)
+    assert dc.accuracy(clf, x, (y + 1) % 10) == 0.0
+    assert dc.per_class_accuracy(dc.predict(clf, x), wrong) == [0.8] * 10
     with pytest.raises(ValueError):
-        rc.accuracy(clf, x[:0], y[:0])
+        dc.accuracy(clf, x[:0], y[:0])
 
 
 def test_train_classifier_learns_separable_synthetic_digits(tiny_tensors):
     tr_x, tr_y, te_x, te_y = tiny_tensors
-    clf = rc.train_classifier(tr_x, tr_y, epochs=8, batch_size=32, max_lr=1e-2, seed=0)
+    clf = dc.train_classifier(tr_x, tr_y, epochs=8, batch_size=32, max_lr=1e-2, seed=0)
     assert not clf.training
-    assert rc.accuracy(clf, tr_x, tr_y) >= 0.95
-    assert rc.accuracy(clf, te_x, te_y) >= 0.9
+    assert dc.accuracy(clf, tr_x, tr_y) >= 0.95
+    assert dc.accuracy(clf, te_x, te_y) >= 0.9
     # deterministic for a seed, and leaves the global RNG alone
     state = torch.get_rng_state()
-    again = rc.train_classifier(tr_x, tr_y, epochs=1, batch_size=64, seed=5)
+    again = dc.train_classifier(tr_x, tr_y, epochs=1, batch_size=64, seed=5)
     assert torch.equal(torch.get_rng_state(), state)
-    same = rc.train_classifier(tr_x, tr_y, epochs=1, batch_size=64, seed=5)
+    same = dc.train_classifier(tr_x, tr_y, epochs=1, batch_size=64, seed=5)
     assert all(torch.equal(p, q) for p, q in zip(again.state_dict().values(), same.state_dict().values()))
 
 
 def test_classifier_save_load_roundtrip_and_cache(tmp_path, offline_tiny_root, monkeypatch):
     path = tmp_path / "artifacts" / "clf.pt"
-    cfg = {**rc.DEFAULT_TRAIN, "epochs": 1}
-    clf, meta = rc.get_classifier(path, offline_tiny_root, cfg, log=lambda _: None)
+    cfg = {**dc.DEFAULT_TRAIN, "epochs": 1}
+    clf, meta = dc.get_classifier(path, offline_tiny_root, cfg, log=lambda _: None)
     assert path.is_file() and meta["train_size"] == 256 and 0.0 <= meta["test_accuracy"] <= 1.0
     torch.load(path, weights_only=True)  # plain tensors and types only
-    loaded, meta2 = rc.load_classifier(path)
+    loaded, meta2 = dc.load_classifier(path)
     x = torch.rand(8, 784)
     assert torch.equal(loaded(x), clf(x)) and meta2["test_accuracy"] == meta["test_accuracy"]
 
     def no_training(*a, **k):
         raise AssertionError("the cached classifier should have been reused")
 
-    monkeypatch.setattr(rc, "train_classifier", no_training)
-    cached, _ = rc.get_classifier(path, offline_tiny_root, cfg, log=lambda _: None)
+    monkeypatch.setattr(dc, "train_classifier", no_training)
+    cached, _ = dc.get_classifier(path, offline_tiny_root, cfg, log=lambda _: None)
     assert torch.equal(cached(x), clf(x))
     with pytest.raises(AssertionError, match="reused"):  # other settings -> stale cache -> retrain
-        rc.get_classifier(path, offline_tiny_root, {**cfg, "seed": 1}, log=lambda _: None)
+        dc.get_classifier(path, offline_tiny_root, {**cfg, "seed": 1}, log=lambda _: None)
     path.write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="unreadable"):
-        rc.load_classifier(path)
+        dc.load_classifier(path)
 
 
 def test_evaluate_checkpoint_scores_reconstructions(tiny_ckpt, tiny_vae, tiny_tensors):
@@ -142,7 +143,7 @@ def test_evaluate_checkpoint_scores_reconstructions(tiny_ckpt, tiny_vae, tiny_te
     r = rc.evaluate_checkpoint(tiny_ckpt, clf, x, te_y, prior_samples=6)
     assert r["original_accuracy"] == 1.0 and r["n"] == 64 and r["latent_dim"] == 2
     # ... and the reconstructions exactly as well as the classifier does on reconstruct_means
-    recon_pred = rc.predict(clf, reconstruct_means(tiny_vae, x))
+    recon_pred = dc.predict(clf, reconstruct_means(tiny_vae, x))
     assert r["recon_accuracy"] == pytest.approx(float((recon_pred == te_y).float().mean()))
     assert r["recon_accuracy"] < 1.0  # an untrained decoder cannot write the label pixel
     assert r["agreement"] == pytest.approx(r["recon_accuracy"])
@@ -201,12 +202,12 @@ def test_recon_classifier_cli_json_and_table(tmp_path, tiny_ckpt, tiny_vae, offl
     args = [str(tiny_ckpt), "--data-root", str(offline_tiny_root), "--classifier", str(clf_path), "--epochs", "2"]
     assert rc.main([*args, "--json", "--prior-samples", "8"]) == 0
     out = json.loads(capsys.readouterr().out)
-    clf, meta = rc.load_classifier(clf_path)
+    clf, meta = dc.load_classifier(clf_path)
     te_x, te_y = data.load_mnist(offline_tiny_root, train=False, expected_md5=data.MNIST_FILES)
     (r,) = out["checkpoints"]
-    assert out["classifier"]["test_accuracy"] == pytest.approx(rc.accuracy(clf, te_x, te_y))
-    assert r["original_accuracy"] == pytest.approx(rc.accuracy(clf, te_x, te_y))
-    assert r["recon_accuracy"] == pytest.approx(rc.accuracy(clf, reconstruct_means(tiny_vae, te_x), te_y))
+    assert out["classifier"]["test_accuracy"] == pytest.approx(dc.accuracy(clf, te_x, te_y))
+    assert r["original_accuracy"] == pytest.approx(dc.accuracy(clf, te_x, te_y))
+    assert r["recon_accuracy"] == pytest.approx(dc.accuracy(clf, reconstruct_means(tiny_vae, te_x), te_y))
     assert r["n"] == 64 and r["prior"]["n"] == 8 and len(r["recon_accuracy_per_class"]) == 10
 
     assert rc.main([*args, str(tmp_path / "missing.pt")]) == 1  # cached classifier, one bad checkpoint
