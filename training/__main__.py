@@ -76,7 +76,7 @@ def summary_lines(cfg: TrainConfig, result: TrainResult, seconds: float, atlas_m
     """Every figure the run computed, one per line, for the final summary."""
     row = _best_row(result)
     lines = [f"checkpoint    {result.best_path}", f"resume state  {result.last_path}",
-             f"trained       {result.epochs_run} epochs in {seconds:.0f} s" + (f" (best: epoch {row['epoch']})" if row else "")]
+             f"trained       {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {seconds:.0f} s" + (f" (best: epoch {row['epoch']})" if row else "")]
     if row:
         lines.append(f"test -ELBO    {row['test_neg_elbo']:.2f} nats = reconstruction {row['test_recon']:.2f} + KL {row['test_kl']:.2f}")
         if cfg.iw_samples > 1:
