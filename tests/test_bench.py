@@ -40,15 +40,11 @@ def test_run_bench_trains_both_loops_and_prints_the_report(tiny_tensors):
     assert float(lines[-1].split("=")[1]) == round(result.speedup, 2)
 
 
-def test_main_end_to_end_on_tiny_mnist_files(tiny_mnist, monkeypatch, capsys):
+def test_main_end_to_end_on_tiny_mnist_files(tiny_mnist, capsys):
     """`python -m training.bench` path: IDX files -> load_mnist + torchvision MNIST -> report."""
-    from training import data
-
     root, md5 = tiny_mnist
-    monkeypatch.setattr(data.ensure_mnist, "__defaults__", (data.DEFAULT_ROOT, md5, None))
-    monkeypatch.setattr(data.load_mnist, "__defaults__", (data.DEFAULT_ROOT, True, md5))
     assert bench.main(["--data-root", str(root), "--repeats", "2", "--device", "cpu",
-                       "--warmup-batches", "1", "--threads", "1"]) == 0
+                       "--warmup-batches", "1", "--threads", "1"], expected_md5=md5, sources=()) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("one epoch of 256 images, batch 128, device cpu, torch threads 1")
     assert any(line.startswith("reference ") for line in lines) and any(line.startswith("ours ") for line in lines)

@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
 import torch
@@ -26,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from training.config import TrainConfig
+from training.mnist_sources import MNIST_FILES
 from training.model import VAE
 from training.train import make_optimizer, train_epoch
 
@@ -206,20 +208,23 @@ def run_bench(
     return result
 
 
-def load_inputs(root: str | Path) -> tuple[torch.Tensor, Dataset]:
+def load_inputs(root: str | Path, expected_md5: Mapping[str, str] = MNIST_FILES,
+                sources: Sequence[Callable[[Path], None]] | None = None) -> tuple[torch.Tensor, Dataset]:
     """The MNIST training images twice: our in-memory tensor and torchvision's ToTensor dataset."""
     from torchvision import datasets, transforms
 
     from training.data import load_mnist
 
-    train_x, _ = load_mnist(root, train=True)  # md5-checks the raw files
+    train_x, _ = load_mnist(root, True, expected_md5, sources)  # md5-checks the raw files
     dataset = datasets.MNIST(root=str(root), train=True, download=False, transform=transforms.ToTensor())
     if not torch.equal(dataset[0][0].reshape(-1), train_x[0]):
         raise RuntimeError("torchvision's MNIST and training.data.load_mnist disagree on image 0")
     return train_x, dataset
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, expected_md5: Mapping[str, str] = MNIST_FILES,
+         sources: Sequence[Callable[[Path], None]] | None = None) -> int:
+    """Run the benchmark; `expected_md5`/`sources` go to training.data.load_mnist."""
     parser = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1, help="timed epochs per loop; the best counts (default 1)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -231,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    train_x, dataset = load_inputs(args.data_root)
+    train_x, dataset = load_inputs(args.data_root, expected_md5, sources)
     run_bench(train_x, dataset, repeats=args.repeats, device=args.device, warmup_batches=args.warmup_batches)
     return 0
 
