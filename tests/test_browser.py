@@ -104,15 +104,23 @@ def browser():
         b.close()
 
 
+@pytest.fixture(scope="module")
+def context(browser):
+    """One browser context for the module: its HTTP cache spares every test a reload of Streamlit's
+    frontend bundle. Each test still gets its own page, i.e. its own session."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    yield ctx
+    ctx.close()
+
+
 @pytest.fixture
-def page(browser, server, request, shots):
-    """A fresh browser context (= a new Streamlit session) on the app, fully rendered.
+def page(context, server, request, shots):
+    """A fresh page (= a new Streamlit session) on the app, fully rendered.
 
     Uncaught JS exceptions are collected in page.page_errors (assert_healthy checks them); a failed
     test leaves a screenshot in its tmp folder and says where.
     """
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    pg = context.new_page()
+    pg = context.new_page()  # a new page is a new Streamlit session: no state carries over
     pg.page_errors = []
     pg.on("pageerror", lambda e: pg.page_errors.append(str(e)))
     failed_before = request.session.testsfailed
@@ -124,7 +132,7 @@ def page(browser, server, request, shots):
     except Exception as e:  # noqa: BLE001 - report what the browser and the server saw
         with contextlib.suppress(Exception):
             save_full_page(pg, shots / "browser_failure.png")
-        context.close()
+        pg.close()
         pytest.fail(f"the app did not render: {e}\npage errors: {pg.page_errors}\nscreenshot: {shots / 'browser_failure.png'}\n"
                     f"server log tail:\n{server.log_tail()}")
     yield pg
@@ -132,7 +140,7 @@ def page(browser, server, request, shots):
         with contextlib.suppress(Exception):
             save_full_page(pg, shots / "browser_failure.png")
             print(f"screenshot of the failure: {shots / 'browser_failure.png'}")
-    context.close()
+    pg.close()
 
 
 def save_full_page(page, path: Path) -> None:
@@ -218,7 +226,7 @@ def click_map_point(page) -> int:
 
 # --- tests ------------------------------------------------------------------------------------
 
-def test_page_loads_without_errors(page):
+def test_page_loads_without_errors_and_a_slider_changes_the_image(page):
     wait_idle(page)
     assert page.locator("[data-testid='stSlider']").count() == 8
     assert slider_values(page) == [0.0] * 8
@@ -228,8 +236,6 @@ def test_page_loads_without_errors(page):
     page.wait_for_function(MAP_READY_JS, timeout=RENDER_TIMEOUT)
     assert_healthy(page)
 
-
-def test_slider_move_changes_the_image(page):
     before = decoded_image(page).get_attribute("src")
     move_slider(page, 1, 10)  # 10 x step 0.05
     expect(decoded_image(page)).not_to_have_attribute("src", before, timeout=STEP_TIMEOUT)
@@ -239,15 +245,17 @@ def test_slider_move_changes_the_image(page):
     assert_healthy(page)
 
 
-def test_upload_shows_reconstruction(page):
+def test_walkthrough_upload_map_click_noise_and_screenshot(page, models_dir, shots):
+    """Upload, a map click (the sliders take the clicked digit's mu), the noise panel, in one session
+    (each page load costs seconds); the full page is saved (and to $BROWSER_TEST_SCREENSHOT)."""
+    before = decoded_image(page).get_attribute("src")
+    move_slider(page, 0, 6)
+    expect(decoded_image(page)).not_to_have_attribute("src", before, timeout=STEP_TIMEOUT)
     upload_digit(page)
     wait_idle(page)
     assert page.get_by_text("nearest test digits in latent space", exact=False).count() == 1
     assert_healthy(page)
 
-
-def test_map_click_loads_the_sliders(page, models_dir):
-    assert slider_values(page) == [0.0] * 8
     index = click_map_point(page)
     expect(image_with_caption(page, f"test #{index} (")).to_have_count(1, timeout=STEP_TIMEOUT)
     wait_idle(page)
@@ -255,18 +263,7 @@ def test_map_click_loads_the_sliders(page, models_dir):
     values = np.array(slider_values(page))
     # the sliders show mu (rounded) snapped to their 0.05 step
     assert np.abs(values - np.clip(mu, -4, 4)).max() <= 0.026, (values, mu)
-    assert np.any(values != 0.0)
-    assert_healthy(page)
 
-
-def test_walkthrough_screenshot(page, shots):
-    """Slider, upload, map click in one session; the full page is saved (and to $BROWSER_TEST_SCREENSHOT)."""
-    before = decoded_image(page).get_attribute("src")
-    move_slider(page, 0, 6)
-    expect(decoded_image(page)).not_to_have_attribute("src", before, timeout=STEP_TIMEOUT)
-    upload_digit(page)
-    wait_idle(page)
-    click_map_point(page)
     expect(page.get_by_text("decodes of z = mu + sigma", exact=False)).to_have_count(1, timeout=STEP_TIMEOUT)
     wait_idle(page)
     page.wait_for_function(
