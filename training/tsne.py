@@ -36,15 +36,16 @@ def perplexity_for(n: int) -> float:
     return float(min(30.0, max(2.0, (n - 1) / 3.0)))
 
 
-def tsne_2d(mu: np.ndarray, seed: int = 0, progress: bool = True) -> np.ndarray:
-    """2-D t-SNE of mu [N, D] (PCA init, fixed seed) -> float32 [N, 2]; a tqdm bar over the iterations."""
+def tsne_2d(mu: np.ndarray, seed: int = 0, progress: bool = True, max_iter: int = MAX_ITER) -> np.ndarray:
+    """2-D t-SNE of mu [N, D] (PCA init, fixed seed) -> float32 [N, 2]; a tqdm bar over the iterations.
+    max_iter (>= 250, scikit-learn's minimum) exists for tests; atlases use the default."""
     from sklearn.manifold import TSNE
 
     tsne = TSNE(n_components=2, perplexity=perplexity_for(len(mu)), init="pca", random_state=seed,
-                max_iter=MAX_ITER, verbose=2 if progress else 0)
+                max_iter=max_iter, verbose=2 if progress else 0)
     if not progress:
         return tsne.fit_transform(mu.astype(np.float64)).astype(np.float32)
-    with tqdm(total=MAX_ITER, desc="t-SNE", unit="it") as bar:
+    with tqdm(total=max_iter, desc="t-SNE", unit="it") as bar:
         with contextlib.redirect_stdout(_IterationsToBar(bar)):
             out = tsne.fit_transform(mu.astype(np.float64))
         bar.update(bar.total - bar.n)  # it may stop early once the gradient stops changing
