@@ -24,9 +24,10 @@ from PIL import Image
 from tools import REPO_ROOT, prior_sample_means, reconstruct_means
 from training.checkpoint import CheckpointError, load_vae
 from common.fileio import atomic_write_bytes
+from explorer.figures import image_grid as app_image_grid
 
 SIDE = 28
-GAP_GREY = 128  # between black digit backgrounds and white strokes, so the gaps stay visible
+GAP_GREY = 128  # explorer.figures.image_grid's gap grey: between black backgrounds and white strokes
 DEFAULT_OUT: Path = REPO_ROOT / "docs"
 RECONSTRUCTIONS_NAME = "reconstructions.png"
 SAMPLES_NAME = "samples.png"
@@ -44,26 +45,20 @@ def grid_size(rows: int, cols: int, scale: int = 3, gap: int = 2) -> tuple[int, 
     return cols * tile + (cols - 1) * gap, rows * tile + (rows - 1) * gap
 
 
-def image_grid(images: torch.Tensor | np.ndarray, rows: int, cols: int, scale: int = 3, gap: int = 2,
-               gap_value: int = GAP_GREY) -> Image.Image:
-    """Greyscale grid of images [rows*cols, 784] in [0, 1], filled row by row.
+def image_grid(images: torch.Tensor | np.ndarray, rows: int, cols: int, scale: int = 3, gap: int = 2) -> Image.Image:
+    """Greyscale grid of images [rows*cols, 784] in [0, 1], filled row by row, as a PIL image.
 
-    Each tile is 28*scale square (NEAREST, so pixels stay crisp), tiles are `gap` px apart, the gaps
-    have grey level `gap_value`. Fewer images than cells leave the remaining cells at the gap colour.
+    The grid itself is explorer.figures.image_grid (the app's): tiles 28*scale square with crisp
+    pixels, `gap` px of grey (GAP_GREY) between them. Cells beyond the images stay grey.
     """
     tiles = to_uint8(images)
     if len(tiles) > rows * cols:
         raise ValueError(f"{len(tiles)} images do not fit a {rows}x{cols} grid")
     if scale < 1 or gap < 0:
         raise ValueError(f"scale must be >= 1 and gap >= 0, got {scale}, {gap}")
-    width, height = grid_size(rows, cols, scale, gap)
-    canvas = np.full((height, width), gap_value, np.uint8)
-    tile = SIDE * scale
-    for k, t in enumerate(tiles):
-        r, c = divmod(k, cols)
-        y, x = r * (tile + gap), c * (tile + gap)
-        canvas[y : y + tile, x : x + tile] = np.kron(t, np.ones((scale, scale), np.uint8))  # == NEAREST upscale
-    return Image.fromarray(canvas)
+    cells = np.full((rows * cols, SIDE, SIDE), GAP_GREY / 255.0, np.float32)  # empty cells: the gap's grey
+    cells[: len(tiles)] = tiles / 255.0
+    return Image.fromarray(app_image_grid(cells, cols=cols, scale=scale, gap=gap))
 
 
 def reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, cols: int = 16, scale: int = 3,
