@@ -30,7 +30,13 @@ class _Refuse(importlib.abc.MetaPathFinder):
 
 def check() -> list[str]:
     """Run the app and return the problems found (empty: all good)."""
+    import logging
+
     from streamlit.testing.v1 import AppTest
+
+    # AppTest touches session state from the main thread: Streamlit logs a harmless warning for it.
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
+        lambda record: "missing ScriptRunContext" not in record.getMessage())
 
     problems: list[str] = []
     at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
