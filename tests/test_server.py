@@ -90,6 +90,7 @@ def live_session(port: int, token: str) -> Iterator[ForwardMsg]:
 
 
 def _new_session(ws: ClientConnection) -> ForwardMsg:
+    """Ask for a script run, as the frontend does on connecting; the run's first message names the session."""
     rerun = BackMsg()
     rerun.rerun_script.query_string = ""
     ws.send(rerun.SerializeToString())
