@@ -208,6 +208,7 @@ def test_digit_anywhere_in_a_large_canvas_is_cropped_scaled_and_centred(clean7: 
     canvas.paste(small, (680, 40))  # top-right corner
     out = prepare_digit(encode(canvas, "PNG"))
     assert_mnist_like(out)
+    assert corr(out, clean7) > 0.9
 
 
 def test_specks_are_removed(clean7: np.ndarray) -> None:
@@ -321,15 +322,23 @@ def test_animated_gif_uses_the_first_frame(clean7: np.ndarray) -> None:
     assert corr(out, clean7) > 0.95
 
 
-def test_large_photo_is_worked_on_at_a_bounded_size_and_correct(clean7: np.ndarray) -> None:
-    # Speed is the benchmark's business (python -m bench); here: the work is bounded by the size
-    # the photo is reduced to before any per-pixel step, and the result is still the digit.
-    from explorer.preprocess import WORK_MAX_SIDE, _working_size
+def test_large_photo_is_worked_on_at_a_bounded_size_and_correct(monkeypatch) -> None:
+    # Speed is the benchmark's business (python -m bench). What bounds the cost, checked here: the
+    # JPEG is decoded reduced (libjpeg draft, < 2x the working size, never the full 6 MP), every
+    # per-pixel step then runs on the working size, and the result is still the digit.
+    import explorer.preprocess as pre
+
+    decoded: list[tuple[int, int]] = []
+    worked: list[tuple[int, ...]] = []
+    to_gray, extract = pre._to_gray_u8, pre._extract_ink
+    monkeypatch.setattr(pre, "_to_gray_u8", lambda img: decoded.append(img.size) or to_gray(img))
+    monkeypatch.setattr(pre, "_extract_ink", lambda gray: worked.append(gray.shape) or extract(gray))
 
     big = draw_digit(size=(3000, 2000), width=200, mode="RGB")
-    data = encode(big, "JPEG", quality=85)
-    assert max(_working_size(big.size)) == WORK_MAX_SIDE < 3000
-    out = prepare_digit(data)
+    out = prepare_digit(encode(big, "JPEG", quality=85))
+    ((w, h),) = decoded
+    assert w * h <= 3000 * 2000 / 16 and max(w, h) < 2 * pre.WORK_MAX_SIDE
+    assert worked == [(341, 512)]  # (h, w): the longer side is WORK_MAX_SIDE, the aspect kept
     assert_mnist_like(out)
 
 
@@ -451,6 +460,27 @@ def patched_bmp(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+@pytest.fixture
+def pixel_loads(monkeypatch) -> list[str]:
+    """Records every pixel decode (ImageFile.load) made while a test runs: "FORMAT (w, h)"."""
+    from PIL import ImageFile
+
+    calls: list[str] = []
+    load = ImageFile.ImageFile.load
+
+    def spy(self: ImageFile.ImageFile):  # noqa: ANN202 - returns what Pillow's load returns
+        calls.append(f"{self.format} {self.size}")
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    return calls
+
+
+def test_pixel_load_spy_sees_a_normal_decode(pixel_loads: list[str]) -> None:
+    prepare_digit(encode(draw_digit(), "PNG"))  # so an empty record below does mean "never decoded"
+    assert pixel_loads and set(pixel_loads) == {"PNG (200, 200)"}  # Pillow calls load() again once loaded
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -461,13 +491,14 @@ def patched_bmp(width: int, height: int) -> bytes:
     ],
     ids=["png_10G", "png_64M_1bit", "png_palette_900M", "bmp_400M"],
 )
-def test_decompression_bombs_are_refused_from_the_header_with_little_memory(data: bytes) -> None:
+def test_decompression_bombs_are_refused_from_the_header_with_little_memory(data: bytes, pixel_loads: list[str]) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    assert "megapixels" in raises_unusable(data)  # refused from the header: the pixels are never decoded
+    assert "megapixels" in raises_unusable(data)
+    assert pixel_loads == []  # refused from the header: no pixel was decoded
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024
 
 
-def test_a_real_compressed_bomb_is_refused() -> None:
+def test_a_real_compressed_bomb_is_refused(pixel_loads: list[str]) -> None:
     # 7000x7000 1-bit PNG of zeros: ~6 KB on disk, 49 MP once decoded
     rows = b"".join(b"\x00" + b"\x00" * (7000 // 8 + 1) for _ in range(7000))
     head = png_header_only(7000, 7000, bit_depth=1)
@@ -476,6 +507,7 @@ def test_a_real_compressed_bomb_is_refused() -> None:
     data = head[:33] + chunk + head[-12:]
     assert len(data) < 20_000
     assert "megapixels" in raises_unusable(data)
+    assert pixel_loads == []  # refused from the header, not after inflating 49 MP
 
 
 def test_unexpected_internal_errors_become_unusable_image_errors(monkeypatch) -> None:
