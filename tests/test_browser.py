@@ -260,6 +260,7 @@ def test_walkthrough_in_one_session(page, models_dir, shots):
     values = np.array(slider_values(page))
     # the sliders show mu (rounded) snapped to their 0.05 step
     assert np.abs(values - np.clip(mu, -4, 4)).max() <= 0.026, (values, mu)
+    assert np.any(values != 0.0)
 
     expect(page.get_by_text("decodes of z = mu + sigma", exact=False)).to_have_count(1, timeout=STEP_TIMEOUT)
     wait_idle(page)
