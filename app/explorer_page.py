@@ -1,7 +1,10 @@
-"""The explorer page: sliders over the latent code, the map of the encoded test set, an upload.
+"""The explorer page: the live studio over the latent code, the map of the encoded test set, a
+drawing pad, an upload and the posterior noise.
 
-One `*_ui` function per panel; each only reads widgets and shows what plain functions of explorer/
-compute. `render()` is the page (st.navigation calls it); importing this module runs nothing.
+One `*_ui` function per panel; each only reads state and shows what plain functions of explorer/
+compute. The code lives in one place (explorer.state); the studio (app/studio.py) edits it in the
+browser and sends it on release, and every other writer goes through `state.set_code`. `render()`
+is the page (st.navigation calls it); importing this module runs nothing.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import models
+from app import models, studio
+from app.links import apply_link_model, apply_link_view, sync_url
 from explorer import bundle, codes, figures, projection, state
 from explorer.analysis import DigitAnalysis
 from explorer.preprocess import UnusableImageError
@@ -17,6 +21,8 @@ from explorer.preprocess import UnusableImageError
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp"]
 UPLOAD_LIMIT_MB = 20  # also enforced by the server (.streamlit/config.toml server.maxUploadSize)
 NOISE_SAMPLES = 15
+NEAREST_SHOWN = 8
+UPLOAD_SOURCE = "your upload"
 
 IDEA = """
 **What a VAE adds to an autoencoder.** The encoder does not output one code but a Gaussian
@@ -27,24 +33,24 @@ per dimension is their truce, and dimensions whose KL is ~0 have given up and ca
 """
 
 
-# --- callbacks (run before widgets are drawn, so they may set slider values) ----------------
+# --- callbacks: each writes the one code ----------------------------------------------------
 
 def _reset(dim: int) -> None:
-    state.set_sliders(st.session_state, np.zeros(dim, np.float32))
+    state.set_code(st.session_state, np.zeros(dim, np.float32), "reset")
 
 
 def _random_prior(dim: int) -> None:
-    state.set_sliders(st.session_state, codes.sample_prior(dim, np.random.default_rng()))
+    state.set_code(st.session_state, codes.sample_prior(dim, np.random.default_rng()), "a prior draw")
 
 
 def _random_class(m: bundle.ExplorerModel) -> None:
     digit = int(st.session_state.get("class_digit", 0))
     mean, cov = codes.class_gaussian(m.atlas.mu, m.atlas.labels, digit)
-    state.set_sliders(st.session_state, codes.sample_class(mean, cov, np.random.default_rng()))
+    state.set_code(st.session_state, codes.sample_class(mean, cov, np.random.default_rng()), f"a random {digit}")
 
 
-def _load_code(z: np.ndarray) -> None:
-    state.set_sliders(st.session_state, z)
+def _load_code(z: np.ndarray, source: str) -> None:
+    state.set_code(st.session_state, z, source)
 
 
 # --- panels ---------------------------------------------------------------------------------
@@ -72,37 +78,33 @@ def _number(value: float | None) -> str:
 
 
 @st.fragment
-def sliders_ui(m: bundle.ExplorerModel) -> None:
-    """Sliders, buttons, decoded digit and locator: one fragment, so moving a slider reruns only this."""
+def code_ui(m: bundle.ExplorerModel, proj: str) -> None:
+    """The buttons, the live studio and what the server makes of the current code.
+
+    A fragment: a release or a button reruns only this (and the URL), not the map or the panels,
+    none of which depend on the code."""
     dim = m.latent_dim
-    st.subheader("Latent code → decoded digit")
-    r1a, r1b = st.columns(2)
-    r1a.button("Reset to 0", on_click=_reset, args=(dim,), key="btn_reset", width="stretch")
-    r1b.button("Random from prior", on_click=_random_prior, args=(dim,), key="btn_prior", width="stretch",
-               help="z ~ N(0, I): what the decoder makes of a typical prior draw")
-    r2a, r2b = st.columns([1, 2], vertical_alignment="bottom")
-    r2a.selectbox("digit", list(range(10)), key="class_digit", label_visibility="collapsed")
-    r2b.button("Random of this digit", on_click=_random_class, args=(m,), key="btn_class", width="stretch",
-               help="z from a Gaussian fitted to the posterior means of that digit's test images")
-    kl, active = m.atlas.kl_per_dim, m.atlas.active
-    img_col, slider_col = st.columns([1, 1.25])
-    with slider_col:
-        for i in range(dim):
-            note = "" if active[i] else " · inactive"
-            st.slider(f"z{i} · KL {kl[i]:.2f}{note}", -codes.SLIDER_LIMIT, codes.SLIDER_LIMIT, step=state.SLIDER_STEP,
-                      key=state.slider_key(i), help="mean KL of this dimension over the test set (nats); "
-                      "inactive: its posterior mean barely varies, so the decoder ignores it")
-    z = state.current_code(st.session_state, dim)
-    proj = st.session_state.get("projection") or "t-SNE"
-    with img_col:
-        st.image(figures.upscale(codes.decode_pixels(m.model, z), 8), caption="decoded pixel means", width="stretch")
-        xy = projection.place(z, m.atlas, proj)
-        st.image(figures.locator_image(projection.map_coords(m.atlas, proj), m.atlas.labels, xy),
-                 caption=f"slider position on the {proj} map" + (" (placed by 10 nearest codes)" if proj == "t-SNE" else ""),
-                 width="stretch")
+    b1, b2, b3, b4 = st.columns([1, 1.2, 0.55, 1.3], vertical_alignment="bottom")
+    b1.button("Reset to 0", on_click=_reset, args=(dim,), key="btn_reset", width="stretch")
+    b2.button("Random from prior", on_click=_random_prior, args=(dim,), key="btn_prior", width="stretch",
+              help="z ~ N(0, I): what the decoder makes of a typical prior draw")
+    b3.selectbox("digit", list(range(10)), key="class_digit", label_visibility="collapsed")
+    b4.button("Random of this digit", on_click=_random_class, args=(m,), key="btn_class", width="stretch",
+              help="z from a Gaussian fitted to the posterior means of that digit's test images")
+    studio.studio_ui(m, proj)
+    cs = state.current(st.session_state, dim)
+    z = cs.array()
+    p = studio.code_summary(m, z)
+    nearest, _ = projection.nearest(z, m.atlas.mu, NEAREST_SHOWN)
+    st.caption(f"Code from **{cs.source}**: z = [{', '.join(f'{v:+.2f}' for v in z)}] · nearest test digit: "
+               f"a {int(m.atlas.labels[p.nearest])} (#{p.nearest}), {p.distance:.2f} away → **{p.verdict}**")
+    st.image(figures.image_grid(m.atlas.images[nearest].reshape(-1, 28, 28) / 255.0, cols=len(nearest), scale=2),
+             caption="the test digits that encode nearest to this code: "
+             + ", ".join(str(int(m.atlas.labels[i])) for i in nearest))
+    sync_url(m)
 
 
-def map_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None) -> None:
+def map_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: DigitAnalysis | None) -> None:
     proj = st.segmented_control("Map", projection.PROJECTIONS, key="projection", required=True,
                                 help="PCA: a linear view, exact for any code. t-SNE: neighbourhoods, computed once at training time.")
     proj = proj or "t-SNE"
@@ -111,15 +113,47 @@ def map_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None) -> None:
     if sel is not None:
         markers.append(("clicked digit", tuple(map(float, projection.map_coords(m.atlas, proj)[sel])), "star"))
     if upload is not None:
-        markers.append(("your upload", tuple(map(float, projection.place(upload.mu, m.atlas, proj))), "diamond"))
+        markers.append((UPLOAD_SOURCE, tuple(map(float, projection.place(upload.mu, m.atlas, proj))), "diamond"))
+    if drawing is not None:
+        markers.append((studio.DRAWING_SOURCE, tuple(map(float, projection.place(drawing.mu, m.atlas, proj))), "square"))
     fig = models.map_figure(m, m.sha256, proj, tuple(markers))
     st.plotly_chart(fig, key=state.MAP_KEY, on_select=lambda: state.on_map_select(st.session_state, m.atlas.mu),
                     selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
-    st.caption("Click a point to load its code into the sliders; click legend entries to hide or show digits.")
+    st.caption("Click a point to load its code into the studio; click legend entries to hide or show digits.")
     if sel is not None:
         a, b, _ = st.columns([1, 1, 2])
         a.image(figures.upscale(m.atlas.images[sel].reshape(28, 28) / 255.0, 4), caption=f"test #{sel} (a {m.atlas.labels[sel]})")
         b.image(figures.upscale(codes.decode_pixels(m.model, m.atlas.mu[sel]), 4), caption="its reconstruction")
+
+
+def analysis_ui(m: bundle.ExplorerModel, result: DigitAnalysis, what: str, key: str) -> None:
+    """What the encoder made of an image: normalised, reconstruction, mu ± sigma, ELBO, neighbours."""
+    c1, c2 = st.columns(2)
+    c1.image(figures.upscale(result.image, 4), caption="normalised like MNIST (28×28)")
+    c2.image(figures.upscale(result.recon, 4), caption="reconstruction from mu")
+    st.plotly_chart(figures.posterior_figure(result.mu, result.sigma, m.atlas.kl_per_dim, height=240), key=f"{key}_posterior")
+    e = result.elbo
+    k1, k2, k3 = st.columns(3)
+    k1.metric("−ELBO", f"{e.neg_elbo:.1f} nats")
+    k2.metric("reconstruction", f"{e.recon:.1f} nats", help="Bernoulli cross-entropy of the grey levels, mean over 64 draws of z ~ q(z|x)")
+    k3.metric("KL to N(0, I)", f"{e.kl:.1f} nats", help="what the code costs: how far q(z|x) is from the prior")
+    nb = result.neighbours
+    st.image(figures.image_grid(m.atlas.images[nb].reshape(-1, 28, 28) / 255.0, cols=len(nb), scale=2),
+             caption=f"nearest test digits to {what} in latent space: " + ", ".join(str(int(m.atlas.labels[i])) for i in nb))
+
+
+def draw_ui(m: bundle.ExplorerModel) -> DigitAnalysis | None:
+    st.subheader("Draw a digit")
+    drawing = studio.pad_ui(m)
+    if drawing is None:
+        st.caption("After each stroke the drawing is normalised like MNIST and encoded; its code goes to the "
+                   "studio and its place to the map.")
+        return None
+    if drawing.analysis is None:
+        st.warning(f"Cannot use the drawing: {drawing.error}")
+        return None
+    analysis_ui(m, drawing.analysis, "your drawing", "drawing")
+    return drawing.analysis
 
 
 def upload_ui(m: bundle.ExplorerModel) -> DigitAnalysis | None:
@@ -136,41 +170,29 @@ def upload_ui(m: bundle.ExplorerModel) -> DigitAnalysis | None:
     except Exception as e:  # noqa: BLE001 - a bad upload must never put a traceback in the UI
         st.error(f"Cannot use **{f.name}**: the image could not be processed ({type(e).__name__}). Try a PNG or JPEG of one digit.")
         return None
-    c1, c2, c3 = st.columns([1, 1, 2.2])
-    c1.image(figures.upscale(result.image, 5), caption="normalised like MNIST (28×28)")
-    c2.image(figures.upscale(result.recon, 5), caption="reconstruction from mu")
-    c2.button("Load its code into the sliders", on_click=_load_code, args=(result.mu,), key="btn_load_upload")
-    with c3:
-        st.plotly_chart(figures.posterior_figure(result.mu, result.sigma, m.atlas.kl_per_dim), key="upload_posterior")
-    e = result.elbo
-    k1, k2, k3 = st.columns(3)
-    k1.metric("−ELBO", f"{e.neg_elbo:.1f} nats")
-    k2.metric("reconstruction", f"{e.recon:.1f} nats", help="Bernoulli cross-entropy of the grey levels, mean over 64 draws of z ~ q(z|x)")
-    k3.metric("KL to N(0, I)", f"{e.kl:.1f} nats", help="what the code costs: how far q(z|x) is from the prior")
-    nb = result.neighbours
-    st.image(figures.image_grid(m.atlas.images[nb].reshape(-1, 28, 28) / 255.0, cols=len(nb), scale=3),
-             caption="nearest test digits in latent space: " + ", ".join(str(int(m.atlas.labels[i])) for i in nb))
+    left, _ = st.columns([1.6, 1])
+    with left:
+        st.button("Load its code into the studio", on_click=_load_code, args=(result.mu, UPLOAD_SOURCE), key="btn_load_upload")
+        analysis_ui(m, result, "your upload", "upload")
     return result
 
 
-def noise_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None) -> None:
+def noise_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: DigitAnalysis | None) -> None:
     st.subheader("Posterior noise: what the decoder sees during training")
-    options = []
+    options: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     sel = st.session_state.get(state.SELECTED_KEY)
     if sel is not None:
-        options.append(state.clicked_label(sel))
-    if upload is not None:
-        options.append("your upload")
+        options[state.clicked_label(sel)] = (m.atlas.mu[sel], np.exp(0.5 * m.atlas.logvar[sel]))
+    for name, result in ((UPLOAD_SOURCE, upload), (studio.DRAWING_SOURCE, drawing)):
+        if result is not None:
+            options[name] = (result.mu, result.sigma)
     if not options:
-        st.info("Click a point on the map or upload a digit to see decodes of z ~ q(z|x).")
+        st.info("Click a point on the map, draw or upload a digit to see decodes of z ~ q(z|x).")
         return
     if st.session_state.get(state.NOISE_KEY) not in options:
         st.session_state.pop(state.NOISE_KEY, None)  # a stale choice (e.g. the upload was removed)
-    choice = st.radio("digit", options, horizontal=True, key=state.NOISE_KEY, label_visibility="collapsed")
-    if choice == "your upload" and upload is not None:
-        mu, sigma = upload.mu, upload.sigma
-    else:
-        mu, sigma = m.atlas.mu[sel], np.exp(0.5 * m.atlas.logvar[sel])
+    choice = st.radio("digit", list(options), horizontal=True, key=state.NOISE_KEY, label_visibility="collapsed")
+    mu, sigma = options[choice]
     a, b = st.columns([1, 4])
     a.image(figures.upscale(codes.decode_pixels(m.model, mu), 4), caption="decode of mu")
     samples = codes.posterior_samples(m.model, mu, sigma, NOISE_SAMPLES, seed=0)
@@ -185,7 +207,7 @@ def noise_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None) -> None:
 
 
 def render() -> None:
-    """The whole page: pick a model, then the panels."""
+    """The whole page: pick a model (a link may name it), then the panels; the URL follows the view."""
     # Digits are upscaled with crisp pixels; keep them crisp when the browser rescales to the column.
     st.html("<style>[data-testid='stImage'] img {image-rendering: pixelated;}</style>")
     paths = bundle.list_checkpoints(bundle.models_dir())
@@ -193,6 +215,7 @@ def render() -> None:
         st.error(f"No checkpoint in {bundle.models_dir()}. Train one with `python -m training`.")
         return
     names = [p.name for p in paths]
+    notices = list(apply_link_model([p.stem for p in paths], names))
     choice = st.sidebar.selectbox("Model", names, key="model_name", help="checkpoints in the models folder")
     path = paths[names.index(choice)]
     m = models.load_model_or_error(str(path), models.file_version(path))
@@ -200,24 +223,26 @@ def render() -> None:
         st.error(m)
         return
     sidebar_ui(m)
-    state.init_sliders(st.session_state, m.latent_dim)
     if st.session_state.get(state.SELECTED_KEY, 0) >= m.atlas.size:
         del st.session_state[state.SELECTED_KEY]  # picked on another model's larger atlas
     st.session_state.setdefault("projection", "t-SNE")  # clusters show at a glance; PCA is one click away
+    notices += apply_link_view(m)
 
     st.title("What did the VAE learn?")
-    st.caption(f"Drag a slider to move through the {m.latent_dim}-d latent space; click the map to jump to a test digit; "
-               "upload your own.")
-    top, bottom, last = st.container(), st.container(), st.container()
-    with bottom:
+    st.caption(f"Drag a slider: the decoder runs in your browser and the digit morphs as you move through the "
+               f"{m.latent_dim}-d latent space. Click the map to jump to a test digit; draw or upload your own.")
+    for notice in notices:
+        st.warning(notice, icon="🔗")
+    code_ui(m, st.session_state.get("projection") or "t-SNE")
+    st.divider()
+    left, right = st.columns([1.3, 1], gap="large")
+    with right:
+        drawing = draw_ui(m)
+    with st.container():
         st.divider()
         upload = upload_ui(m)
-    with top:
-        left, right = st.columns([1.15, 1.45], gap="large")
-        with left:
-            sliders_ui(m)
-        with right:
-            map_ui(m, upload)
-    with last:
-        st.divider()
-        noise_ui(m, upload)
+    with left:
+        map_ui(m, upload, drawing)
+    st.divider()
+    noise_ui(m, upload, drawing)
+    sync_url(m)

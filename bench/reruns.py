@@ -1,4 +1,7 @@
-"""A slider move: what the server reruns (the slider fragment), the whole-script rerun, and their parts."""
+"""A slider release: what the server reruns (the studio's fragment), the whole-script rerun, and their parts.
+
+The browser decodes while a slider is dragged (bench.studio measures that); on release it sends the
+code once, and the server reruns the `code_ui` fragment: its summary, nearest test digits and the URL."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import numpy as np
 
 from bench.harness import APP
 from bench.timing import APPTEST_TIMEOUT, in_script_thread, median_seconds, random_codes
-from explorer import bundle, codes, figures, projection
+from explorer import bundle, figures, links, projection, state, studio
 
 
 def apptest(source_file=None, source: str | None = None, function=None, **kwargs):  # noqa: ANN001, ANN201
@@ -26,8 +29,8 @@ def run_clean(at) -> None:  # noqa: ANN001
         raise RuntimeError(f"app raised: {[e.value for e in at.exception]}")
 
 
-def slider_values(repeats: int, seed: int = 0) -> list[float]:
-    """Slider positions in the app's 0.05 grid, each different from the one before."""
+def release_values(repeats: int, seed: int = 0) -> list[float]:
+    """Values of z0 in the app's 0.05 grid, each different from the one before."""
     rng = np.random.default_rng(seed)
     values: list[float] = []
     while len(values) < repeats:
@@ -37,68 +40,70 @@ def slider_values(repeats: int, seed: int = 0) -> list[float]:
     return values
 
 
-def warm_slider_rerun(at, repeats: int, warmup: int = 2) -> float:  # noqa: ANN001
-    """Median seconds of at.run() after setting slider z0 to a new value; `at` has run once."""
-    values = slider_values(repeats + warmup)
+def warm_release_rerun(at, repeats: int, warmup: int = 2, dim: int = 8) -> float:  # noqa: ANN001
+    """Median seconds of at.run() after a studio release moved z0 to a new value; `at` has run once.
 
-    def move(i: int) -> None:
-        at.slider(key="z0").set_value(values[i])
+    The release is stored as the app's callback stores it (state.take_release)."""
+    values = release_values(repeats + warmup)
+
+    def release(i: int) -> None:
+        state.take_release(at.session_state, {"z": [values[i]] + [0.0] * (dim - 1)}, dim)
         run_clean(at)
 
     for i in range(warmup):
-        move(i)
-    return median_seconds(lambda i: move(warmup + i), repeats)
+        release(i)
+    return median_seconds(lambda i: release(warmup + i), repeats)
 
 
-def slider_rerun_apptest(repeats: int) -> float:
+def release_rerun_apptest(repeats: int) -> float:
     """Whole app in AppTest (models from $VAE_EXPLORER_MODELS): median seconds of the rerun after one
-    slider change, warmed up. AppTest reruns the whole script, not just the fragment."""
+    release, warmed up. AppTest reruns the whole script, not just the fragment."""
     at = apptest()
     run_clean(at)
-    return warm_slider_rerun(at, repeats)
+    return warm_release_rerun(at, repeats)
 
 
 def _fragment_only(projection_name: str) -> None:
-    """An AppTest script (run by AppTest.from_function, so self-contained): the app's real slider
-    fragment on the first model, and nothing else of the page."""
+    """An AppTest script (run by AppTest.from_function, so self-contained): the app's real code
+    fragment (buttons, studio, summary, URL) on the first model, and nothing else of the page."""
     import streamlit as st
 
     from app import models
-    from app.explorer_page import sliders_ui
-    from explorer import bundle, state
+    from app.explorer_page import code_ui
+    from explorer import bundle
 
     path = bundle.list_checkpoints(bundle.models_dir())[0]
     m = models.load_model_or_error(str(path), models.file_version(path))
-    state.init_sliders(st.session_state, m.latent_dim)
-    st.session_state.setdefault("projection", projection_name)
-    sliders_ui(m)
+    code_ui(m, projection_name)
 
 
 def fragment_rerun_apptest(repeats: int, projection_name: str = "PCA") -> float:
-    """Median seconds of an AppTest rerun, after one slider change, of a script that runs only the
-    app's `sliders_ui` fragment: the fragment body plus its Streamlit elements."""
+    """Median seconds of an AppTest rerun, after one release, of a script that runs only the app's
+    `code_ui` fragment: the fragment body plus its Streamlit elements."""
     at = apptest(function=_fragment_only, projection_name=projection_name)
     run_clean(at)
-    return warm_slider_rerun(at, repeats)
+    return warm_release_rerun(at, repeats)
 
 
 def apptest_overhead(repeats: int) -> float:
-    """Median seconds of an AppTest rerun of a one-slider script: the harness's own cost per run."""
-    at = apptest(source="import streamlit as st\nst.slider('a', -4.0, 4.0, key='z0')\n")
+    """Median seconds of an AppTest rerun of a script that only shows the code: the harness's own cost per run."""
+    at = apptest(source="import streamlit as st\nst.write(st.session_state.get('latent_code'))\n")
     run_clean(at)
-    return warm_slider_rerun(at, repeats)
+    return warm_release_rerun(at, repeats)
 
 
-def fragment_body(m: bundle.ExplorerModel, projection_name: str, repeats: int) -> float:
-    """Median seconds of the computations `sliders_ui` does per slider move, called directly:
-    decode + upscale, place on the map, locator image (no Streamlit)."""
+def fragment_body(m: bundle.ExplorerModel, repeats: int) -> float:
+    """Median seconds of the computations `code_ui` does per release, called directly (no Streamlit):
+    plausibility, nearest test digits and their image, the studio's view and the URL values."""
     z = random_codes(repeats + 1, m.latent_dim, seed=1)
-    coords = projection.map_coords(m.atlas, projection_name)
+    spacing = studio.neighbour_spacing(m.atlas.mu)  # cached per model in the app
 
     def body(i: int) -> None:
-        figures.upscale(codes.decode_pixels(m.model, z[i]), 8)
-        xy = projection.place(z[i], m.atlas, projection_name)
-        figures.locator_image(coords, m.atlas.labels, xy)
+        studio.plausibility(z[i], m.atlas.mu, spacing)
+        nearest, _ = projection.nearest(z[i], m.atlas.mu, 8)
+        figures.image_grid(m.atlas.images[nearest].reshape(-1, 28, 28) / 255.0, cols=8, scale=2)
+        studio.view_data(m, z[i], 1, "PCA")
+        links.encode(m.name, z[i], "PCA", None)
 
     def timed() -> float:
         body(repeats)  # warm-up

@@ -1,4 +1,7 @@
-"""The real Streamlit app driven by AppTest: start-up, sliders, buttons, upload, bad upload.
+"""The real Streamlit app driven by AppTest: start-up, the one code, buttons, upload, bad upload, links.
+
+AppTest cannot drag the studio's sliders (they live in the browser; test_browser.py drags them):
+here the code goes in through session state, links and buttons, and what the server shows comes out.
 
 Most tests run on a tiny model in a temp folder ($VAE_EXPLORER_MODELS); one starts on the shipped
 default model exactly as `streamlit run streamlit_app.py` does.
@@ -7,29 +10,47 @@ default model exactly as `streamlit run streamlit_app.py` does.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from explorer import state
 from explorer.bundle import MODELS_DIR_ENV
+from explorer.studio import read_payload
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
 TIMEOUT = 120  # the first run imports torch and plotly; CI machines are slow
 
 
-def decoded_image_url(at: AppTest) -> str:
-    """The media URL of the decoded digit; Streamlit names media by a hash of their bytes."""
+def code(at: AppTest) -> tuple[float, ...]:
+    return at.session_state[state.CODE_KEY].z
+
+
+def code_caption(at: AppTest) -> str:
+    """The server's line about the current code (source, values, nearest test digit, verdict)."""
+    return next(c.value for c in at.caption if c.value.startswith("Code from"))
+
+
+def nearest_image_url(at: AppTest) -> str:
+    """The media URL of the strip of test digits nearest the code (named by a hash of its bytes)."""
     for img in at.image:
-        if "decoded pixel means" in img.captions:
+        if any(c.startswith("the test digits that encode nearest") for c in img.captions):
             return img.value[0]
-    raise AssertionError(f"no decoded image among {[i.captions for i in at.image]}")
+    raise AssertionError(f"no nearest-digits image among {[i.captions for i in at.image]}")
 
 
-def slider_values(at: AppTest) -> list[float]:
-    return [s.value for s in at.slider]
+def studio_elements(at: AppTest) -> dict[str, object]:
+    """The studio's two component elements by key suffix: the view (JSON) and the payload (bytes)."""
+    found = {}
+    for e in at.main:
+        p = getattr(e, "proto", None)
+        if type(p).__name__ == "BidiComponent" and p.component_name == "vae_studio":
+            found[p.id.rsplit("-", 1)[-1]] = json.loads(p.json) if p.json else bytes(p.bytes)
+    return found
 
 
 def png_of_seven() -> bytes:
@@ -56,57 +77,74 @@ def test_starts_on_the_shipped_default_model(monkeypatch):
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.sidebar.selectbox[0].value == "default.pt"
-    assert len(at.slider) == 8
+    assert not at.slider  # the studio's sliders run in the browser
     labels = [m.label for m in at.sidebar.metric]
     assert any("NLL" in label for label in labels) and "active units" in labels
     assert all(m.value != "–" for m in at.sidebar.metric)  # every fact present for the shipped model
+    assert code_caption(at).startswith("Code from **start**: z = [+0.00, +0.00")
 
 
-def test_eight_sliders_labelled_with_kl(app):
-    assert len(app.slider) == 8
-    assert all(s.label.startswith(f"z{i} · KL ") for i, s in enumerate(app.slider))
-    assert all(s.min == -4.0 and s.max == 4.0 for s in app.slider)
+def test_the_studio_gets_the_payload_and_the_view(app):
+    parts = studio_elements(app)
+    header, arrays = read_payload(parts["studio_model"])
+    view = parts["studio"]
+    assert view["model"] == header["id"] and len(view["code"]) == header["latent_dim"] == 8
+    assert arrays["mu"].shape == (header["arrays"]["mu"]["shape"][0], 8)
+    assert view["code"] == [0.0] * 8 and view["projection"] == "t-SNE" and view["limit"] == 4.0 and view["step"] == 0.05
+    assert sorted(view["order"]) == list(range(8))
 
 
-def test_moving_a_slider_changes_the_image(app):
-    before = decoded_image_url(app)
-    app.slider(key="z0").set_value(3.0).run()
+def test_a_code_in_state_is_what_the_page_shows(app):
+    before = nearest_image_url(app)
+    state.set_code(app.session_state, [3.0, -2.0, 0, 0, 0, 0, 0, 0], "a test")
+    app.run()
     assert not app.exception
-    after = decoded_image_url(app)
-    assert after != before
-    app.slider(key="z0").set_value(0.0).run()
-    assert decoded_image_url(app) == before  # same code, same pixels
+    assert code_caption(app).startswith("Code from **a test**: z = [+3.00, -2.00, +0.00")
+    assert nearest_image_url(app) != before  # other neighbours for another code
+    assert studio_elements(app)["studio"]["code"][:2] == [3.0, -2.0]  # the studio jumps to it
+    assert app.query_params["z"] == "3,-2,0,0,0,0,0,0"  # and the URL follows
+
+
+def test_a_release_changes_the_code_but_not_the_studios_input(app):
+    view = studio_elements(app)["studio"]
+    assert state.take_release(app.session_state, {"z": [1.5, 0, 0, 0, 0, 0, 0, 0]}, 8)
+    app.run()
+    assert not app.exception and code(app)[0] == 1.5
+    assert code_caption(app).startswith("Code from **sliders**: z = [+1.50")
+    assert studio_elements(app)["studio"] == view  # same element: Streamlit does not resend it
 
 
 def test_buttons(app):
     app.button(key="btn_prior").click().run()
-    prior = slider_values(app)
+    prior = code(app)
     assert any(v != 0.0 for v in prior) and all(-4 <= v <= 4 for v in prior)
+    assert "Code from **a prior draw**" in code_caption(app)
     app.button(key="btn_reset").click().run()
-    assert slider_values(app) == [0.0] * 8
+    assert code(app) == (0.0,) * 8
     app.selectbox(key="class_digit").set_value(3).run()
     app.button(key="btn_class").click().run()
-    assert not app.exception and any(v != 0.0 for v in slider_values(app))
+    assert not app.exception and any(v != 0.0 for v in code(app)) and "a random 3" in code_caption(app)
 
 
-def test_slider_state_survives_other_interactions(app):
-    app.slider(key="z2").set_value(1.5).run()
+def test_code_survives_other_interactions(app):
+    state.set_code(app.session_state, [0, 0, 1.5, 0, 0, 0, 0, 0], "a test")
+    app.run()
     app.segmented_control(key="projection").set_value("PCA").run()
-    assert app.slider(key="z2").value == 1.5
+    assert code(app)[2] == 1.5 and studio_elements(app)["studio"]["projection"] == "PCA"
     app.file_uploader(key="upload").set_value(("seven.png", png_of_seven(), "image/png")).run()
-    assert app.slider(key="z2").value == 1.5
-    assert any("PCA" in c for img in app.image for c in img.captions)  # locator follows the toggle
+    assert code(app)[2] == 1.5  # an upload is shown, not loaded, until asked
+    assert app.query_params["map"] == "pca"
 
 
-def test_upload_png_shows_reconstruction_and_loads_sliders(app):
+def test_upload_png_shows_reconstruction_and_loads_the_code(app):
     app.file_uploader(key="upload").set_value(("seven.png", png_of_seven(), "image/png")).run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     captions = [c for img in app.image for c in img.captions]
     assert "reconstruction from mu" in captions and "normalised like MNIST (28×28)" in captions
-    assert any(c.startswith("nearest test digits") for c in captions)
+    assert any(c.startswith("nearest test digits to your upload") for c in captions)
     assert {"−ELBO", "reconstruction", "KL to N(0, I)"} <= {m.label for m in app.metric}
     app.button(key="btn_load_upload").click().run()
-    assert any(v != 0.0 for v in slider_values(app))
+    assert any(v != 0.0 for v in code(app)) and "Code from **your upload**" in code_caption(app)
     assert "your upload" in app.radio(key="noise_source").options
 
 
@@ -121,9 +159,8 @@ def test_bad_upload_shows_message_and_app_keeps_working(app, name, data):
     app.file_uploader(key="upload").set_value((name, data, "image/png")).run()
     assert not app.exception
     assert len(app.error) == 1 and name in app.error[0].value
-    before = decoded_image_url(app)
-    app.slider(key="z1").set_value(-2.0).run()
-    assert not app.exception and decoded_image_url(app) != before
+    app.button(key="btn_prior").click().run()  # the rest of the app keeps working
+    assert not app.exception and any(v != 0.0 for v in code(app))
 
 
 def test_real_sample_photo_upload(app):
@@ -171,4 +208,49 @@ def test_a_model_that_fails_to_load_shows_one_message_and_is_not_rehashed_on_rer
     assert len(hashed) == 1  # the failure is cached with the file's version, not recomputed per rerun
     ckpt.write_bytes(ckpt.read_bytes()[:-1])  # put the right bytes back: a new mtime, so it is loaded again
     at.run()
-    assert not at.exception and not at.error and len(at.slider) == 8
+    assert not at.exception and not at.error and code_caption(at).startswith("Code from")
+
+
+# --- links --------------------------------------------------------------------------------------
+
+def linked(tiny_models_dir, monkeypatch, **params: str) -> AppTest:
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tiny_models_dir))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_link_restores_model_code_map_and_digit(tmp_path, tiny_models_dir, monkeypatch):
+    import shutil
+
+    for stem in ("default", "other"):  # two models to choose from (the same weights under two names)
+        shutil.copy(tiny_models_dir / "default.pt", tmp_path / f"{stem}.pt")
+        shutil.copy(tiny_models_dir / "default.atlas.npz", tmp_path / f"{stem}.atlas.npz")
+    at = linked(tmp_path, monkeypatch, model="other", z="0.5,-1,0,0,0,0,0,2.25", map="pca", digit="7")
+    assert at.sidebar.selectbox[0].value == "other.pt" and not at.warning
+    assert code(at) == (0.5, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.25) and "Code from **the link**" in code_caption(at)
+    assert at.session_state["projection"] == "PCA" and at.session_state[state.SELECTED_KEY] == 7
+    assert {k: at.query_params[k] for k in ("model", "z", "map", "digit")} == {
+        "model": "other", "z": "0.5,-1,0,0,0,0,0,2.25", "map": "pca", "digit": "7"}
+    at.button(key="btn_reset").click().run()
+    assert at.query_params["z"] == "0,0,0,0,0,0,0,0"  # the URL follows the state
+
+
+@pytest.mark.parametrize("params,expected", [
+    ({"model": "nope"}, "“nope” is not in the models folder"),
+    ({"z": "1,2"}, "has 2 numbers, this model needs 8"),
+    ({"z": "nan,0,0,0,0,0,0,0"}, "NaN or infinite"),
+    ({"z": "9,0,0,0,0,0,0,0"}, "clipped"),
+    ({"z": "a,b,c,d,e,f,g,h"}, "not a list of numbers"),
+    ({"map": "umap"}, "“umap” is not one of"),
+    ({"digit": "99999999"}, "none selected"),
+])
+def test_a_bad_link_falls_back_with_one_notice(tiny_models_dir, monkeypatch, params, expected):
+    at = linked(tiny_models_dir, monkeypatch, **params)
+    assert not at.error and len(at.warning) == 1 and expected in at.warning[0].value
+    assert all(-4 <= v <= 4 for v in code(at))
+    at.button(key="btn_reset").click().run()
+    assert not at.warning  # a notice is said once, not on every rerun

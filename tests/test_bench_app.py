@@ -24,9 +24,8 @@ def positive_finite(x: float) -> bool:
     return isinstance(x, float) and math.isfinite(x) and x > 0
 
 
-@pytest.mark.parametrize("proj", ["PCA", "t-SNE"])
-def test_fragment_body_time(em, proj):
-    assert positive_finite(reruns.fragment_body(em, proj, repeats=3))
+def test_fragment_body_time(em):
+    assert positive_finite(reruns.fragment_body(em, repeats=3))
 
 
 @pytest.mark.parametrize("label,filename,mime", uploads.UPLOADS)
@@ -43,9 +42,10 @@ def test_fragment_rerun_runs_the_apps_real_fragment(tiny_models_dir, monkeypatch
     monkeypatch.setenv(MODELS_DIR_ENV, str(tiny_models_dir))
     at = reruns.apptest(function=reruns._fragment_only, projection_name="PCA")
     reruns.run_clean(at)
-    assert len(at.slider) == 8 and any("decoded pixel means" in img.captions for img in at.image)
+    assert any(c.value.startswith("Code from") for c in at.caption)
     assert not at.get("plotly_chart")  # only the fragment: the 10k-point map is not part of it
-    assert positive_finite(reruns.warm_slider_rerun(at, repeats=2))
+    assert positive_finite(reruns.warm_release_rerun(at, repeats=2))
+    assert at.session_state["latent_code"].source == "sliders"  # the reruns did take releases
 
 
 def test_figure_line_format():
@@ -63,6 +63,6 @@ def test_main_quick_prints_every_in_process_figure(tiny_models_dir, monkeypatch,
         assert m, f"malformed line: {line!r}"
         assert math.isfinite(float(m["value"]))
         names.append(m["name"])
-    assert names == ["slider_rerun_apptest_ms", "fragment_rerun_apptest_ms", "fragment_body_pca_ms",
-                     "fragment_body_tsne_ms", "upload_direct_photo_ms", "upload_apptest_photo_ms",
+    assert names == ["release_rerun_apptest_ms", "fragment_rerun_apptest_ms", "fragment_body_ms",
+                     "upload_direct_photo_ms", "upload_apptest_photo_ms",
                      "upload_direct_clean_ms", "upload_apptest_clean_ms", "tsne_place_ms"]

@@ -1,7 +1,9 @@
 """The real app in a real headless browser: `streamlit run` + Debian chromium driven by Playwright.
 
-AppTest (test_app.py) cannot click a plotly point or move a slider thumb; this module does, against
-a real server on the tiny model ($VAE_EXPLORER_MODELS). It skips only when no browser is available
+AppTest (test_app.py) cannot click a plotly point, drag the studio's sliders or draw; this module
+does, against a real server on the tiny model ($VAE_EXPLORER_MODELS), and a second one on the shipped
+models (only read) for the tests that need them: parity for both presets, and drawn digits that must
+reconstruct as themselves. It skips only when no browser is available
 off CI; on CI (CI=true) with chromium installed a missing playwright is a failure, not a skip.
 Screenshots go to the test's tmp folder (a failing test names its file); the full walkthrough is
 also saved to $BROWSER_TEST_SCREENSHOT when set (how docs/app.png is made, see README).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +41,14 @@ START_TIMEOUT = 90  # s until /_stcore/health answers "ok"
 RENDER_TIMEOUT = 120_000  # ms for the first render: the script imports torch and plotly (busy CI cores)
 STEP_TIMEOUT = 30_000  # ms for a rerun after an interaction (2 busy cores)
 
-SLIDERS = "[data-testid='stSlider'] input[type='range']"  # react-aria slider: a hidden range input
+SLIDERS = "input[type='range'][aria-label^='z']"  # the studio's native range inputs (in its shadow root)
+DIGIT = "canvas[aria-label='decoded digit']"
+PAD = "canvas[aria-label='drawing pad']"
+CLASSIFIER = ROOT / "tests" / "assets" / "digit_classifier.pt"  # tools.digit_classifier, 99.1 % on MNIST test
+# Sum of (index+1) * grey over a canvas's pixels: equal for equal images, different for (almost) any change.
+CANVAS_SUM_JS = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let s = 0; for (let i = 0; i < d.length; i += 4) s += (i / 4 + 1) * d[i]; return s; }"""
+CANVAS_GREY_JS = """c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((_, i) => i % 4 === 0))"""
 ERRORS = "[data-testid='stException'], [data-testid='stAlertContentError']"
 
 # The map's scattergl points are drawn on a WebGL canvas, so find one in plotly's own state: among
@@ -70,6 +80,9 @@ MAP_READY_JS = """() => {
 }"""
 
 
+SHIPPED = ROOT / "models"  # only read (the session guard checks it is left unchanged)
+
+
 @pytest.fixture(scope="module")
 def models_dir(tiny_models_dir) -> Path:
     """The tiny test model, or the folder in $BROWSER_TEST_MODELS: `BROWSER_TEST_MODELS=models pytest
@@ -78,16 +91,26 @@ def models_dir(tiny_models_dir) -> Path:
     return Path(chosen).resolve() if chosen else tiny_models_dir
 
 
-@pytest.fixture(scope="module")
-def server(models_dir, tmp_path_factory):
-    """`streamlit run streamlit_app.py` (shipped config) on a free port over the test models."""
-    app = AppServer(models_dir, tmp_path_factory.mktemp("streamlit") / "server.log")
+def _serve(models: Path, tmp_path_factory):  # noqa: ANN202 - a generator fixture body
+    app = AppServer(models, tmp_path_factory.mktemp("streamlit") / "server.log")
     try:
         app.start(timeout=START_TIMEOUT)
     except (RuntimeError, TimeoutError) as e:
         pytest.fail(str(e))
     yield app
     app.stop()
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, tmp_path_factory):
+    """`streamlit run streamlit_app.py` (shipped config) on a free port over the test models."""
+    yield from _serve(models_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def shipped_server(tmp_path_factory):
+    """The same over the shipped models (started only for the tests that need them)."""
+    yield from _serve(SHIPPED, tmp_path_factory)
 
 
 @pytest.fixture
@@ -115,20 +138,25 @@ def context(browser):
 
 @pytest.fixture
 def page(context, server, request, shots):
+    yield from _page(context, server, request, shots)
+
+
+@pytest.fixture
+def shipped_page(context, shipped_server, request, shots):
+    """A page on the shipped models' server."""
+    yield from _page(context, shipped_server, request, shots)
+
+
+def _page(context, server, request, shots):  # noqa: ANN202
     """A fresh page (= a new Streamlit session) on the app, fully rendered.
 
     Uncaught JS exceptions are collected in page.page_errors (assert_healthy checks them); a failed
     test leaves a screenshot in its tmp folder and says where.
     """
-    pg = context.new_page()  # a new page is a new Streamlit session: no state carries over
-    pg.page_errors = []
-    pg.on("pageerror", lambda e: pg.page_errors.append(str(e)))
+    pg = open_page(context, server.url)
     failed_before = request.session.testsfailed
     try:
-        pg.goto(server.url, timeout=RENDER_TIMEOUT)
-        pg.wait_for_selector(CONNECTED, timeout=RENDER_TIMEOUT)
-        expect(pg.locator(SLIDERS)).to_have_count(8, timeout=RENDER_TIMEOUT)
-        expect(decoded_image(pg)).to_have_count(1, timeout=RENDER_TIMEOUT)
+        wait_rendered(pg)
     except Exception as e:  # noqa: BLE001 - report what the browser and the server saw
         with contextlib.suppress(Exception):
             save_full_page(pg, shots / "browser_failure.png")
@@ -143,6 +171,30 @@ def page(context, server, request, shots):
     pg.close()
 
 
+def open_page(context, url: str):
+    """A new page on `url`, counting the websocket frames it sends (pg.ws_sent: times) and the bytes
+    it receives (pg.ws_received: [time, bytes]), and collecting uncaught JS errors (pg.page_errors)."""
+    pg = context.new_page()  # a new page is a new Streamlit session: no state carries over
+    pg.page_errors, pg.ws_sent, pg.ws_received = [], [], []
+    pg.on("pageerror", lambda e: pg.page_errors.append(str(e)))
+
+    def on_socket(ws) -> None:  # noqa: ANN001
+        ws.on("framesent", lambda _: pg.ws_sent.append(time.perf_counter()))
+        ws.on("framereceived", lambda f: pg.ws_received.append((time.perf_counter(), len(f) if f else 0)))
+
+    pg.on("websocket", on_socket)
+    pg.goto(url, timeout=RENDER_TIMEOUT)
+    return pg
+
+
+def wait_rendered(pg) -> None:
+    """Until the app is connected, idle and the studio has drawn its first decoded digit."""
+    pg.wait_for_selector(CONNECTED, timeout=RENDER_TIMEOUT)
+    expect(pg.locator(SLIDERS)).to_have_count(8, timeout=RENDER_TIMEOUT)
+    pg.wait_for_selector(f"{DIGIT}[data-frames]", timeout=RENDER_TIMEOUT)
+    wait_idle(pg)
+
+
 def save_full_page(page, path: Path) -> None:
     """Screenshot of the whole app. Streamlit scrolls inside <main> and the sidebar, not the
     document, so full_page alone stops at the viewport: grow the viewport to their height first."""
@@ -154,10 +206,6 @@ def save_full_page(page, path: Path) -> None:
     wait_map_still(page)  # the taller viewport relayouts the page; plotly redraws with it
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)
-
-
-def decoded_image(page):
-    return page.locator("[data-testid='stImage']").filter(has_text="decoded pixel means").locator("img")
 
 
 def image_with_caption(page, caption: str):
@@ -200,9 +248,38 @@ def wait_map_still(page) -> dict:
     return page.wait_for_function(MAP_STILL_JS, polling=100, timeout=STEP_TIMEOUT).json_value()
 
 
-def move_slider(page, i: int, presses: int) -> None:
-    thumb = page.locator(SLIDERS).nth(i)
-    thumb.focus()
+def slider(page, d: int):
+    return page.locator(f"input[type='range'][aria-label='z{d}']")
+
+
+def studio_values(page) -> list[float]:
+    """The studio's sliders in dimension order z0 ... z7 (they are shown ordered by KL)."""
+    return [float(slider(page, d).input_value()) for d in range(8)]
+
+
+# The first element matching a selector inside any open shadow root (the components mount in one).
+IN_SHADOW_JS = "sel => [...document.querySelectorAll('*')].map(e => e.shadowRoot?.querySelector(sel)).find(Boolean)"
+
+
+def studio_number(page, name: str) -> int:
+    """One of the studio box's counters: data-rev (the server revision shown), data-strip-updates."""
+    return int(page.locator("div.studio").get_attribute(f"data-{name}"))
+
+
+def wait_studio_number_above(page, name: str, value: int) -> None:
+    """Until the studio's counter data-{name} exceeds `value` (e.g. it took a newer revision)."""
+    key = "".join(w.capitalize() if i else w for i, w in enumerate(name.split("-")))  # data-strip-updates -> stripUpdates
+    page.wait_for_function(f"([sel, v]) => Number(({IN_SHADOW_JS})(sel)?.dataset.{key}) > v",
+                           arg=["div.studio", value], timeout=STEP_TIMEOUT)
+
+
+def canvas_sum(page, selector: str) -> float:
+    return page.locator(selector).evaluate(CANVAS_SUM_JS)
+
+
+def move_slider(page, d: int, presses: int) -> None:
+    """Keyboard: each arrow press is an input and a change (a release) of the native range input."""
+    slider(page, d).focus()
     for _ in range(presses):
         page.keyboard.press("ArrowRight")
 
@@ -224,46 +301,169 @@ def click_map_point(page) -> int:
     return int(point["index"])
 
 
+def drag(page, d: int, moves: int = 60, dx: float = 2.0) -> dict:
+    """A real mouse drag of slider z{d} from its thumb (at 0): down, `moves` small moves right, up.
+
+    After each move the decoded digit's canvas is summed, which paces the drag (about 1 s in all)
+    and counts distinct images. Returns distinct images, frames sent while the button was down, time.
+    """
+    box = slider(page, d).bounding_box()
+    x0, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x0, y)
+    sums = set()
+    t_down = time.perf_counter()
+    page.mouse.down()
+    for i in range(1, moves + 1):
+        page.mouse.move(x0 + i * dx, y)
+        sums.add(canvas_sum(page, DIGIT))
+    t_up = time.perf_counter()
+    sent = [t for t in page.ws_sent if t_down <= t <= t_up]
+    page.mouse.up()
+    return {"distinct": len(sums), "sent_while_down": len(sent), "seconds": t_up - t_down}
+
+
+def code_line(page):
+    return page.locator("[data-testid='stCaptionContainer']").filter(has_text="Code from")
+
+
 # --- tests ------------------------------------------------------------------------------------
 
-def test_walkthrough_in_one_session(page, models_dir, shots):
-    """What a learner does first, in one session (a page load costs seconds on this machine): the page
-    loads clean; a slider changes the digit; an upload is analysed; a map click loads the clicked
-    digit's mu into the sliders; the noise panel shows. The full page is saved (and to
-    $BROWSER_TEST_SCREENSHOT when set)."""
+def test_a_drag_morphs_the_digit_and_tells_the_server_only_on_release(page):
+    sent_before = len(page.ws_sent)
+    r = drag(page, 0)
+    assert r["sent_while_down"] == 0, r  # decoding while dragging is the browser's alone
+    assert r["distinct"] >= 30, r  # the digit morphed under the mouse
+    expect(code_line(page)).to_contain_text("Code from sliders", timeout=STEP_TIMEOUT)  # the release reached Python
     wait_idle(page)
-    assert page.locator("[data-testid='stSlider']").count() == 8
-    assert slider_values(page) == [0.0] * 8
-    img = decoded_image(page)
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle(), timeout=STEP_TIMEOUT)
+    assert len(page.ws_sent) > sent_before
+    z0 = studio_values(page)[0]
+    assert z0 > 1.0 and f"z = [{z0:+.2f}" in code_line(page).inner_text()  # the server has the browser's code
+    assert_healthy(page)
+
+
+def test_releases_do_not_resend_the_weights(page):
+    """The model payload (MBs) reached this page once; releases bring back only small updates."""
+    biggest = max(n for _, n in page.ws_received)  # the frame that carried the payload
+    start = time.perf_counter()
+    for k in range(5):
+        move_slider(page, 1, 1)  # one arrow press: an input and a release
+        expect(code_line(page)).to_contain_text(f"z = [+0.00, +{0.05 * (k + 1):.2f}", timeout=STEP_TIMEOUT)
+        wait_idle(page)
+    frames = [n for t, n in page.ws_received if t >= start]
+    assert sum(frames) < biggest / 4 and max(frames) < 20_000, (biggest, frames)
+
+
+def test_strips_follow_another_slider(page):
+    before = canvas_sum(page, "canvas[aria-label='z3 strip']")
+    updates = studio_number(page, "strip-updates")
+    move_slider(page, 0, 30)  # z0 to +1.5: the strip of z3 holds z0 there now
+    wait_studio_number_above(page, "strip-updates", updates)
+    page.wait_for_function(f"([sel, s]) => {{ const c = ({IN_SHADOW_JS})(sel); return !!c && ({CANVAS_SUM_JS})(c) !== s; }}",
+                           arg=["canvas[aria-label='z3 strip']", before], timeout=STEP_TIMEOUT)
+    assert_healthy(page)
+
+
+def _parity(page, models_dir: Path, name: str) -> None:
+    from explorer import bundle, codes, studio
+
+    m = bundle.load_explorer_model(models_dir / f"{name}.pt")
+    z = np.random.default_rng(0).uniform(-3, 3, size=(100, m.latent_dim)).astype(np.float32)
+    browser = np.array(page.evaluate("([id, z]) => globalThis.__vaeStudio.decode(id, z)", [studio.model_id(m), z.tolist()]))
+    python = codes.decode_pixels(m.model, z).reshape(100, -1)
+    assert browser.shape == python.shape == (100, 784)
+    assert np.abs(browser - python).max() <= 1e-4
+    # and what the canvas shows is that decode of the sliders' code
+    here = np.array(studio_values(page), np.float32)
+    grey = np.array(page.locator(DIGIT).evaluate(CANVAS_GREY_JS))
+    assert np.abs(grey - np.round(codes.decode_pixels(m.model, here).reshape(-1) * 255)).max() <= 1
+
+
+def test_browser_decode_matches_numpy_for_both_presets(shipped_page, context, shipped_server):
+    page = shipped_page
+    move_slider(page, 2, 12)
+    expect(code_line(page)).to_contain_text("Code from sliders", timeout=STEP_TIMEOUT)
+    _parity(page, SHIPPED, "default")
+    seed = open_page(context, f"{shipped_server.url}/?model=seed")  # a link to the other preset
+    try:
+        wait_rendered(seed)
+        expect(seed.get_by_text("preset `seed`", exact=False).or_(seed.get_by_text("preset seed", exact=False))).not_to_have_count(0)
+        _parity(seed, SHIPPED, "seed")
+        assert_healthy(seed)
+    finally:
+        seed.close()
+
+
+DIGIT_STROKES = {  # strokes as lists of (x, y) in pad fractions, as a learner would draw them
+    0: [[(0.5 + 0.22 * np.sin(t), 0.5 - 0.33 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 48)]],
+    1: [[(0.52, 0.15), (0.5, 0.5), (0.48, 0.85)]],
+    7: [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]],
+}
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    box = page.locator(PAD).bounding_box()
+    at = lambda p: (box["x"] + p[0] * box["width"], box["y"] + p[1] * box["height"])  # noqa: E731
+    for stroke in strokes:
+        page.mouse.move(*at(stroke[0]))
+        page.mouse.down()
+        for a, b in zip(stroke, stroke[1:]):
+            page.mouse.move(*at(b), steps=8)
+        page.mouse.up()
+
+
+def test_drawn_digits_reconstruct_as_themselves(shipped_page):
+    import torch
+
+    from tools.digit_classifier import load_classifier, predict
+
+    page = shipped_page
+    classifier, _ = load_classifier(CLASSIFIER)
+    page.locator(PAD).scroll_into_view_if_needed()
+    seen = {}
+    for digit, strokes in DIGIT_STROKES.items():
+        page.get_by_role("button", name="Clear").click()
+        wait_idle(page)
+        rev = studio_number(page, "rev")
+        draw(page, strokes)
+        wait_studio_number_above(page, "rev", rev)  # the drawing was encoded and its code sent to the studio
+        expect(code_line(page)).to_contain_text("Code from your drawing", timeout=STEP_TIMEOUT)
+        wait_idle(page)
+        grey = np.array(page.locator(DIGIT).evaluate(CANVAS_GREY_JS), np.float32) / 255.0
+        seen[digit] = int(predict(classifier, torch.from_numpy(grey).reshape(1, 784))[0])
+    assert seen == {d: d for d in DIGIT_STROKES}, seen
+    expect(image_with_caption(page, "normalised like MNIST")).to_have_count(1)
+    assert_healthy(page)
+
+
+def test_walkthrough_and_its_link(page, context, browser, server, models_dir, shots):
+    """What a learner does first, in one session: an upload is analysed; a map click loads the
+    clicked digit's mu into the studio; the PCA map; a slider; the noise panel. The full page is
+    saved (and to $BROWSER_TEST_SCREENSHOT when set). Then the page's URL, opened in a fresh browser
+    context, restores the same view."""
     assert page.get_by_text("What did the VAE learn?").count() == 1
     page.wait_for_function(MAP_READY_JS, timeout=RENDER_TIMEOUT)
     assert_healthy(page)
-
-    before = decoded_image(page).get_attribute("src")
-    move_slider(page, 1, 10)  # 10 x step 0.05
-    expect(decoded_image(page)).not_to_have_attribute("src", before, timeout=STEP_TIMEOUT)
-    wait_idle(page)
-    values = slider_values(page)
-    assert values[1] > 0 and values[:1] + values[2:] == [0.0] * 7, values
-    assert_healthy(page)
-
     upload_digit(page)
     wait_idle(page)
-    assert page.get_by_text("nearest test digits in latent space", exact=False).count() == 1
-    assert_healthy(page)
+    assert page.get_by_text("nearest test digits to your upload", exact=False).count() == 1
 
     index = click_map_point(page)
     expect(image_with_caption(page, f"test #{index} (")).to_have_count(1, timeout=STEP_TIMEOUT)
     wait_idle(page)
     mu = load_atlas(models_dir / "default.atlas.npz").mu[index]
-    values = np.array(slider_values(page))
-    # the sliders show mu (rounded) snapped to their 0.05 step
-    assert np.abs(values - np.clip(mu, -4, 4)).max() <= 0.026, (values, mu)
-    assert np.any(values != 0.0)
-
+    expect(code_line(page)).to_contain_text(f"clicked test digit #{index}", timeout=STEP_TIMEOUT)
+    values = np.array(studio_values(page))
+    assert np.abs(values - np.clip(mu, -4, 4)).max() <= 0.026, (values, mu)  # mu snapped to the 0.05 step
+    page.get_by_role("radio", name="PCA").or_(page.get_by_role("tab", name="PCA")).or_(
+        page.locator("[data-testid='stBaseButton-segmented_control']", has_text="PCA")).first.click()
+    expect(page.locator("canvas[aria-label='live latent map']")).to_have_count(1)
+    expect(page.get_by_text("you are here, on the PCA map", exact=False)).to_have_count(1, timeout=STEP_TIMEOUT)
+    move_slider(page, 5, 4)
+    expect(code_line(page)).to_contain_text("Code from sliders", timeout=STEP_TIMEOUT)
     expect(page.get_by_text("decodes of z = mu + sigma", exact=False)).to_have_count(1, timeout=STEP_TIMEOUT)
     wait_idle(page)
+    page.wait_for_function("() => location.search.includes('map=pca') && location.search.includes('digit=')",
+                           timeout=STEP_TIMEOUT)
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=stImage] img')].every(i => i.complete && i.naturalWidth > 0)",
         timeout=STEP_TIMEOUT)
@@ -273,3 +473,29 @@ def test_walkthrough_in_one_session(page, models_dir, shots):
     assert (shots / "browser_screenshot.png").stat().st_size > 10_000
     if target := os.environ.get("BROWSER_TEST_SCREENSHOT"):  # asked for by name: e.g. docs/app.png
         save_full_page(page, Path(target))
+
+    link, here = page.url, studio_values(page)
+    fresh = browser.new_context(viewport={"width": 1440, "height": 1000})  # no cookies, cache or state
+    try:
+        other = open_page(fresh, link)
+        wait_rendered(other)
+        assert studio_values(other) == here
+        expect(other.get_by_text("you are here, on the PCA map", exact=False)).to_have_count(1)
+        expect(image_with_caption(other, f"test #{index} (")).to_have_count(1, timeout=STEP_TIMEOUT)
+        assert other.url == link  # the URL was already the state's
+        assert_healthy(other)
+    finally:
+        fresh.close()
+
+
+def test_a_bad_link_falls_back_with_a_notice(context, server):
+    pg = open_page(context, f"{server.url}/?model=gone&z=nan,1,2&map=umap&digit=-4")
+    try:
+        wait_rendered(pg)
+        for text in ("“gone” is not in the models folder", "has 3 numbers", "“umap” is not one of", "none selected"):
+            expect(pg.get_by_text(text, exact=False)).to_have_count(1)
+        assert studio_values(pg) == [0.0] * 8
+        assert_healthy(pg)
+        pg.wait_for_function("() => location.search.includes('model=default')", timeout=STEP_TIMEOUT)  # URL repaired
+    finally:
+        pg.close()

@@ -133,18 +133,13 @@ def test_knn_placement(em):
 
 # --- state / callbacks ------------------------------------------------------------------------
 
-def test_slider_state_roundtrip():
+def test_one_code_in_state_snapped_to_the_slider_grid():
     s: dict = {}
-    state.init_sliders(s, 3)
-    assert s == {"z0": 0.0, "z1": 0.0, "z2": 0.0}
-    s["z1"] = 1.5
-    state.init_sliders(s, 3)
-    assert s["z1"] == 1.5  # existing values survive
-    state.set_sliders(s, np.array([7.0, -0.123, 1.0]))
-    assert s == {"z0": 4.0, "z1": -0.1, "z2": 1.0} and all(type(v) is float for v in s.values())
-    assert state.current_code(s, 3).tolist() == pytest.approx([4.0, -0.1, 1.0])
-    state.set_sliders(s, np.array([0.274, -0.276, 1.126]))
-    assert [s[k] for k in ("z0", "z1", "z2")] == [0.25, -0.3, 1.15]  # snapped to the 0.05 slider step
+    assert state.current_code(s, 3).tolist() == [0.0, 0.0, 0.0]
+    cs = state.set_code(s, np.array([7.0, -0.123, 1.126]), "a test")
+    assert cs.z == (4.0, -0.1, 1.15) and all(type(v) is float for v in cs.z) and cs.rev == 1 and cs.source == "a test"
+    assert state.current_code(s, 3).tolist() == pytest.approx([4.0, -0.1, 1.15])
+    assert state.current(s, 2).z == (0.0, 0.0) and state.current(s, 2).rev == 2  # another latent size: reset
 
 
 @pytest.mark.parametrize("customdata", [[42], 42, (42,)])
@@ -159,9 +154,10 @@ def test_map_click_loads_posterior_mean(customdata):
 @pytest.mark.parametrize("selection", [None, {}, {"selection": {"points": []}}, {"selection": {"points": [{"x": 1}]}},
                                        {"selection": {"points": [{"customdata": [500]}]}}])
 def test_map_click_without_a_usable_point_changes_nothing(selection):
-    s = {state.MAP_KEY: selection, "z0": 1.0}
+    s = {state.MAP_KEY: selection}
+    before = state.set_code(s, [1.0], "a test")
     assert state.on_map_select(s, np.zeros((100, 1), np.float32)) is None
-    assert s["z0"] == 1.0 and state.SELECTED_KEY not in s
+    assert s[state.CODE_KEY] == before and state.SELECTED_KEY not in s
 
 
 # --- figures ----------------------------------------------------------------------------------

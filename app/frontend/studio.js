@@ -1,0 +1,466 @@
+// The live latent studio: the VAE's decoder running in the browser while a slider is dragged.
+//
+// A Streamlit Custom Component v2 (plain ES module, no build step, no network). It is mounted
+// twice (see app/studio.py):
+//   * with `data` = the model payload (bytes, layout in explorer/studio.py): the decoder's weights
+//     and the atlas arrays. It never changes for a model, so the browser receives it once; this
+//     mount only registers it in a page-wide registry and draws nothing;
+//   * with `data` = the view (a small dict: model id, code, its revision, projection, labels): the
+//     studio itself. Sliders decode on every `input` event and tell Python nothing until `change`
+//     (the release), when one trigger value carries the code.
+// A shared Web Worker computes the per-dimension strips, so the main decode never waits for them.
+// `globalThis.__vaeStudio` holds the models, the counters the benchmarks read, and `decode()` for
+// the parity test.
+
+const REGISTRY = (globalThis.__vaeStudio ??= {
+  models: new Map(),        // id -> parsed payload
+  waiting: new Map(),       // id -> [callbacks waiting for that payload]
+  studios: new WeakMap(),   // parentElement -> Studio
+  stats: { decodes: 0, decodeMs: [], stripUpdates: 0, stripMs: [], releases: 0, firstFrame: null },
+  worker: null,
+  held: null,               // {rev, code}: the code as last moved, kept if the studio is remounted
+  decode: null,             // (id, codes [[D numbers]]) -> pixel means [[784 numbers]]
+});
+const PIXELS = 784;
+const MAX_TIMINGS = 5000;
+
+// ---- payload --------------------------------------------------------------------------------
+
+function parsePayload(bytes) {
+  // Own, aligned copy: a Uint8Array from Streamlit may start at any byte offset of a larger buffer.
+  const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  const dv = new DataView(buf);
+  const magic = String.fromCharCode(...new Uint8Array(buf, 0, 4));
+  if (magic !== "VAES" || dv.getUint32(4, true) !== 1) throw new Error("not a version-1 studio payload");
+  const n = dv.getUint32(8, true);
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 12, n)));
+  const base = 12 + n;
+  const arrays = {};
+  for (const [name, spec] of Object.entries(header.arrays)) {
+    const count = spec.shape.reduce((a, b) => a * b, 1);
+    arrays[name] = spec.dtype === "float32"
+      ? new Float32Array(buf, base + spec.offset, count)
+      : new Uint8Array(buf, base + spec.offset, count);
+  }
+  const layers = header.layers.map((l) => ({ w: arrays[l.weight], b: arrays[l.bias], n: l.in, m: l.out }));
+  return { ...header, arrays, layers, nCodes: header.arrays.mu.shape[0] };
+}
+
+function registerModel(bytes) {
+  const model = parsePayload(bytes);
+  if (REGISTRY.models.has(model.id)) return;
+  REGISTRY.models.set(model.id, model);
+  sharedWorker()?.postMessage({ type: "model", id: model.id, activation: model.activation, latentDim: model.latent_dim,
+                                layers: model.layers.map(({ w, b, n, m }) => ({ w: w.slice(), b: b.slice(), n, m })) });
+  for (const callback of REGISTRY.waiting.get(model.id) ?? []) callback(model);
+  REGISTRY.waiting.delete(model.id);
+}
+
+function whenModel(id, callback) {
+  const model = REGISTRY.models.get(id);
+  if (model) return callback(model);
+  REGISTRY.waiting.set(id, [...(REGISTRY.waiting.get(id) ?? []), callback]);
+}
+
+// ---- the decoder (these functions also run inside the worker: they use nothing outside) -----
+
+// y [B, m] = x [B, n] @ w.T + b, w row-major [m, n] (torch Linear). Two output units times four
+// codes per pass: each weight and input load feeds several multiply-adds (about 2x a plain loop).
+function dense(x, B, w, b, n, m) {
+  const y = new Float32Array(B * m);
+  let j = 0;
+  for (; j + 1 < m; j += 2) {
+    const wa = j * n, wb = wa + n, ba = b[j], bb = b[j + 1];
+    let r = 0;
+    for (; r + 3 < B; r += 4) {
+      let a0 = ba, a1 = ba, a2 = ba, a3 = ba, c0 = bb, c1 = bb, c2 = bb, c3 = bb;
+      const x0 = r * n, x1 = x0 + n, x2 = x1 + n, x3 = x2 + n;
+      for (let k = 0; k < n; k++) {
+        const u = w[wa + k], v = w[wb + k];
+        const p0 = x[x0 + k], p1 = x[x1 + k], p2 = x[x2 + k], p3 = x[x3 + k];
+        a0 += u * p0; a1 += u * p1; a2 += u * p2; a3 += u * p3;
+        c0 += v * p0; c1 += v * p1; c2 += v * p2; c3 += v * p3;
+      }
+      const o = r * m + j;
+      y[o] = a0; y[o + m] = a1; y[o + 2 * m] = a2; y[o + 3 * m] = a3;
+      y[o + 1] = c0; y[o + m + 1] = c1; y[o + 2 * m + 1] = c2; y[o + 3 * m + 1] = c3;
+    }
+    for (; r < B; r++) {
+      let s = ba, t = bb;
+      const xo = r * n;
+      for (let k = 0; k < n; k++) { const p = x[xo + k]; s += w[wa + k] * p; t += w[wb + k] * p; }
+      y[r * m + j] = s; y[r * m + j + 1] = t;
+    }
+  }
+  for (; j < m; j++) {
+    const wo = j * n;
+    for (let r = 0; r < B; r++) {
+      let s = b[j];
+      const xo = r * n;
+      for (let k = 0; k < n; k++) s += w[wo + k] * x[xo + k];
+      y[r * m + j] = s;
+    }
+  }
+  return y;
+}
+
+// In place, as explorer/numpy_vae.py's ACTIVATIONS.
+function activate(h, activation) {
+  if (activation === "relu") { for (let i = 0; i < h.length; i++) if (h[i] < 0) h[i] = 0; }
+  else if (activation === "elu") { for (let i = 0; i < h.length; i++) if (h[i] < 0) h[i] = Math.expm1(h[i]); }
+  else if (activation === "silu") { for (let i = 0; i < h.length; i++) h[i] = h[i] / (1 + Math.exp(-h[i])); }
+  else if (activation === "tanh") { for (let i = 0; i < h.length; i++) h[i] = Math.tanh(h[i]); }
+  else throw new Error("unknown activation " + activation);
+  return h;
+}
+
+// codes z [B, D] -> pixel means sigmoid(logits) [B, 784]
+function decodePixels(layers, activation, z, B) {
+  let h = z;
+  for (let i = 0; i < layers.length; i++) {
+    const { w, b, n, m } = layers[i];
+    h = dense(h, B, w, b, n, m);
+    if (i < layers.length - 1) activate(h, activation);
+  }
+  for (let i = 0; i < h.length; i++) h[i] = 1 / (1 + Math.exp(-h[i]));
+  return h;
+}
+
+// Strips: for each dimension d in dims, the code with z[d] replaced by each of `values`; [dims*V, 784].
+function decodeStrips(layers, activation, z, dims, values) {
+  const D = z.length, V = values.length, B = dims.length * V;
+  const codes = new Float32Array(B * D);
+  dims.forEach((d, s) => values.forEach((v, k) => {
+    const o = (s * V + k) * D;
+    codes.set(z, o);
+    codes[o + d] = v;
+  }));
+  return decodePixels(layers, activation, codes, B);
+}
+
+function workerMain() {
+  const models = new Map();
+  self.onmessage = (e) => {
+    const msg = e.data;
+    if (msg.type === "model") { models.set(msg.id, msg); return; }
+    if (msg.type === "strips") {
+      const m = models.get(msg.id);
+      if (!m) return;
+      const t0 = performance.now();
+      const pixels = decodeStrips(m.layers, m.activation, msg.z, msg.dims, msg.values);
+      self.postMessage({ type: "strips", seq: msg.seq, id: msg.id, ms: performance.now() - t0, pixels }, [pixels.buffer]);
+    }
+  };
+}
+
+function sharedWorker() {
+  if (REGISTRY.worker !== null) return REGISTRY.worker || null;
+  try {
+    const source = [dense, activate, decodePixels, decodeStrips, workerMain].map(String).join("\n") + "\nworkerMain();";
+    const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+    REGISTRY.worker = new Worker(url);
+    REGISTRY.worker.onmessage = (e) => { for (const s of liveStudios) s.onStrips(e.data); };
+  } catch (err) {
+    REGISTRY.worker = false; // no workers here (policy, old browser): strips are computed on the main thread
+  }
+  return REGISTRY.worker || null;
+}
+const liveStudios = new Set();
+
+REGISTRY.decode = (id, codes) => {
+  const model = REGISTRY.models.get(id);
+  if (!model) throw new Error("no model " + id);
+  const D = model.latent_dim, z = new Float32Array(codes.length * D);
+  codes.forEach((c, i) => z.set(c, i * D));
+  const px = decodePixels(model.layers, model.activation, z, codes.length);
+  return codes.map((_, i) => Array.from(px.subarray(i * PIXELS, (i + 1) * PIXELS)));
+};
+
+// ---- drawing helpers ------------------------------------------------------------------------
+
+const DIGIT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+
+function putGrey(ctx, pixels, offset, x0, width = 28, height = 28) {
+  const img = ctx.createImageData(width, height);
+  for (let i = 0; i < width * height; i++) {
+    const v = Math.round(pixels[offset + i] * 255);
+    img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = v;
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, x0, 0);
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v; else if (k === "text") e.textContent = v; else e.setAttribute(k, v);
+  }
+  e.append(...children);
+  return e;
+}
+
+function signed(v) { return (v >= 0 ? "+" : "−") + Math.abs(v).toFixed(2); }
+
+// ---- the studio -----------------------------------------------------------------------------
+
+class Studio {
+  constructor(root, setTriggerValue) {
+    this.root = root;
+    this.setTriggerValue = setTriggerValue;
+    this.view = null;
+    this.model = null;
+    this.code = null;          // Float32Array [D]: what the sliders show, also while dragging
+    this.rev = null;           // the server revision the code was last taken from
+    this.stripSeq = 0;
+    this.stripBusy = false;
+    this.stripDirty = false;
+    this.mapCache = new Map(); // projection -> {canvas, toPixel}
+    this.box = el("div", { class: "studio" }, el("p", { class: "loading", text: "Loading the model into the browser…" }));
+    root.appendChild(this.box);
+    liveStudios.add(this);
+  }
+
+  update(view, setTriggerValue) {
+    this.setTriggerValue = setTriggerValue;
+    const modelChanged = !this.view || view.model !== this.view.model;
+    const layoutChanged = modelChanged || JSON.stringify([view.order, view.kl, view.active]) !==
+      JSON.stringify([this.view.order, this.view.kl, this.view.active]);
+    const projectionChanged = !this.view || view.projection !== this.view.projection;
+    this.view = view;
+    if (modelChanged) this.model = null;
+    whenModel(view.model, (model) => {
+      if (this.view !== view) return; // a newer view arrived first
+      const fresh = this.model !== model;
+      this.model = model;
+      if (fresh || layoutChanged) this.build();
+      if (fresh || this.rev !== view.rev || this.code.length !== model.latent_dim) {
+        // The view carries the code of its revision; within a revision the user's own moves win
+        // (the server has them already: releases keep the revision).
+        const held = REGISTRY.held;
+        // (The code is the app's, not the model's: it survives a switch to a model of the same size.)
+        const own = held && held.rev === view.rev && held.code.length === model.latent_dim;
+        this.code = own ? Float32Array.from(held.code) : Float32Array.from(view.code);
+        this.rev = view.rev;
+        this.box.dataset.rev = String(view.rev);
+        this.hold();
+        this.syncInputs();
+      }
+      if (fresh || projectionChanged || layoutChanged) this.refresh(true);
+      else this.refresh(false);
+    });
+  }
+
+  build() {
+    const { view, model } = this;
+    const D = model.latent_dim;
+    this.inputs = new Array(D);
+    this.values = new Array(D);
+    this.strips = new Array(D);
+    const rows = el("div", { class: "rows" });
+    let inactiveShown = false;
+    for (const d of view.order) {
+      if (!view.active[d] && !inactiveShown) {
+        rows.append(el("div", { class: "group", text: "inactive: KL ≈ 0, the decoder ignores these" }));
+        inactiveShown = true;
+      }
+      const input = el("input", { type: "range", min: -view.limit, max: view.limit, step: view.step, value: 0,
+                                  "aria-label": `z${d}`, "data-dim": d });
+      input.addEventListener("input", () => this.onInput(d, input));
+      input.addEventListener("change", () => this.onRelease());
+      const strip = el("canvas", { width: 28 * view.strip.length, height: 28, class: "strip", "aria-label": `z${d} strip`,
+                                   title: `decodes of z${d} = ${view.strip.join(", ")}, the other dimensions as now` });
+      const value = el("span", { class: "value" });
+      rows.append(el("div", { class: "row" + (view.active[d] ? "" : " inactive") },
+        el("span", { class: "name", text: `z${d}` }),
+        el("span", { class: "kl", text: `KL ${view.kl[d].toFixed(2)}`, title: "mean KL of this dimension over the test set (nats)" }),
+        input, value, strip));
+      this.inputs[d] = input;
+      this.values[d] = value;
+      this.strips[d] = strip.getContext("2d");
+    }
+    this.canvas = el("canvas", { width: 28, height: 28, class: "digit", "aria-label": "decoded digit" });
+    this.ctx = this.canvas.getContext("2d");
+    this.map = el("canvas", { width: 240, height: 240, class: "minimap", "aria-label": "live latent map" });
+    this.mapCtx = this.map.getContext("2d");
+    this.readout = el("p", { class: "plausibility", "aria-live": "polite" });
+    this.mapCaption = el("p", { class: "caption" });
+    const left = el("div", { class: "left" },
+      this.canvas, el("p", { class: "caption", text: "decoded pixel means, live" }),
+      this.map, this.mapCaption, this.readout);
+    const strips = el("div", { class: "striphead" }, el("span", { text: `strips: each dimension at ${view.strip[0]} … +${view.strip[view.strip.length - 1]}, the others held` }));
+    this.box.replaceChildren(left, el("div", { class: "right" }, strips, rows));
+    this.mapCache.clear();
+  }
+
+  syncInputs() {
+    for (let d = 0; d < this.code.length; d++) {
+      this.inputs[d].value = String(this.code[d]);
+      this.values[d].textContent = signed(this.code[d]);
+    }
+  }
+
+  hold() { REGISTRY.held = { rev: this.rev, code: Array.from(this.code) }; }
+
+  onInput(d, input) {
+    this.code[d] = parseFloat(input.value);
+    this.hold();
+    this.values[d].textContent = signed(this.code[d]);
+    this.refresh(false);
+  }
+
+  onRelease() {
+    REGISTRY.stats.releases++;
+    this.setTriggerValue("release", { z: Array.from(this.code, (v) => Math.round(v * 100) / 100) });
+  }
+
+  // Decode and draw the digit, the locator and the readout now; ask for the strips.
+  refresh(redrawMap) {
+    const { model } = this;
+    const t0 = performance.now();
+    const px = decodePixels(model.layers, model.activation, this.code, 1);
+    const ms = performance.now() - t0;
+    putGrey(this.ctx, px, 0, 0);
+    const s = REGISTRY.stats;
+    s.decodes++;
+    if (s.decodeMs.length < MAX_TIMINGS) s.decodeMs.push(ms);
+    if (s.firstFrame === null) s.firstFrame = performance.now();
+    this.canvas.dataset.frames = String(s.decodes);
+    this.locate(redrawMap);
+    this.requestStrips();
+  }
+
+  requestStrips() {
+    this.stripDirty = true;
+    if (this.stripBusy) return; // the newest code is sent when the running request returns
+    const worker = sharedWorker();
+    const { model, view } = this;
+    const dims = [...Array(model.latent_dim).keys()];
+    this.stripDirty = false;
+    if (!worker) {
+      const t0 = performance.now();
+      this.drawStrips(decodeStrips(model.layers, model.activation, this.code, dims, view.strip), performance.now() - t0);
+      return;
+    }
+    this.stripBusy = true;
+    worker.postMessage({ type: "strips", id: model.id, seq: ++this.stripSeq, z: this.code.slice(), dims, values: view.strip });
+  }
+
+  onStrips(msg) {
+    if (msg.type !== "strips" || msg.seq !== this.stripSeq || !this.model || msg.id !== this.model.id) return;
+    this.stripBusy = false;
+    this.drawStrips(msg.pixels, msg.ms);
+    if (this.stripDirty) this.requestStrips();
+  }
+
+  drawStrips(pixels, ms) {
+    const V = this.view.strip.length;
+    for (let d = 0; d < this.model.latent_dim; d++) {
+      for (let k = 0; k < V; k++) putGrey(this.strips[d], pixels, (d * V + k) * PIXELS, 28 * k);
+    }
+    const s = REGISTRY.stats;
+    s.stripUpdates++;
+    if (s.stripMs.length < MAX_TIMINGS) s.stripMs.push(ms);
+    this.box.dataset.stripUpdates = String(s.stripUpdates);
+  }
+
+  // The nearest test codes (one pass over the atlas), the map position and the plausibility readout.
+  locate(redrawMap) {
+    const { model, view, code } = this;
+    const D = model.latent_dim, mu = model.arrays.mu, N = model.nCodes, K = model.tsne_neighbours;
+    const bestD = new Float64Array(K).fill(Infinity), bestI = new Int32Array(K).fill(-1);
+    for (let i = 0; i < N; i++) {
+      let s = 0;
+      for (let d = 0; d < D; d++) { const t = mu[i * D + d] - code[d]; s += t * t; }
+      if (s < bestD[K - 1]) { // insert into the sorted top-K
+        let k = K - 1;
+        while (k > 0 && bestD[k - 1] > s) { bestD[k] = bestD[k - 1]; bestI[k] = bestI[k - 1]; k--; }
+        bestD[k] = s; bestI[k] = i;
+      }
+    }
+    let xy;
+    const pca = view.projection === "PCA";
+    if (pca) {
+      const mean = model.arrays.pca_mean, comp = model.arrays.pca_components;
+      xy = [0, 1].map((c) => { let s = 0; for (let d = 0; d < D; d++) s += (code[d] - mean[d]) * comp[c * D + d]; return s; });
+    } else {
+      const coords = model.arrays.tsne;
+      let wx = 0, wy = 0, ws = 0;
+      for (let k = 0; k < K; k++) {
+        const w = 1 / Math.max(Math.sqrt(bestD[k]), 1e-6);
+        wx += w * coords[2 * bestI[k]]; wy += w * coords[2 * bestI[k] + 1]; ws += w;
+      }
+      xy = [wx / ws, wy / ws];
+    }
+    this.drawMap(xy, redrawMap);
+    this.mapCaption.textContent = `you are here, on the ${view.projection} map` + (pca ? "" : " (placed by 10 nearest codes)");
+    const dist = Math.sqrt(bestD[0]), nearest = bestI[0], sp = model.spacing;
+    const verdict = dist <= sp.p95 ? "typical" : dist <= 3 * sp.p99 ? "sparse" : "hole";
+    const say = {
+      typical: "among the digits: test digits encode this close to each other",
+      sparse: "between digits: few test digits encode near here",
+      hole: "a hole: no test digit encodes near here, so the decoder never learnt to draw it",
+    }[verdict];
+    this.readout.dataset.verdict = verdict;
+    this.readout.dataset.distance = dist.toFixed(4);
+    this.readout.textContent = `Nearest test digit: a ${model.arrays.labels[nearest]} (#${nearest}), ${dist.toFixed(2)} away; ` +
+      `test digits sit ${sp.median.toFixed(2)} from their nearest neighbour (95 % within ${sp.p95.toFixed(2)}). ` +
+      `→ ${verdict}: ${say}.`;
+  }
+
+  drawMap(xy, redraw) {
+    const key = this.view.projection;
+    let cached = this.mapCache.get(key);
+    if (!cached) {
+      const coords = key === "PCA" ? this.model.arrays.pca : this.model.arrays.tsne;
+      cached = this.renderMap(coords);
+      this.mapCache.set(key, cached);
+    }
+    const ctx = this.mapCtx, W = this.map.width, H = this.map.height;
+    ctx.clearRect(0, 0, W, H);
+    ctx.drawImage(cached.canvas, 0, 0);
+    const [px, py] = cached.toPixel(xy[0], xy[1]);
+    const x = Math.min(Math.max(px, 4), W - 4), y = Math.min(Math.max(py, 4), H - 4);
+    ctx.lineWidth = 3; ctx.strokeStyle = "#fff";
+    ctx.beginPath(); ctx.arc(x, y, 7, 0, 2 * Math.PI); ctx.stroke();
+    ctx.lineWidth = 2; ctx.strokeStyle = "#000";
+    ctx.beginPath(); ctx.arc(x, y, 7, 0, 2 * Math.PI); ctx.stroke();
+    this.map.dataset.x = x.toFixed(1);
+    this.map.dataset.y = y.toFixed(1);
+  }
+
+  renderMap(coords) {
+    const W = this.map.width, H = this.map.height, N = this.model.nCodes, labels = this.model.arrays.labels;
+    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+    for (let i = 0; i < N; i++) {
+      x0 = Math.min(x0, coords[2 * i]); x1 = Math.max(x1, coords[2 * i]);
+      y0 = Math.min(y0, coords[2 * i + 1]); y1 = Math.max(y1, coords[2 * i + 1]);
+    }
+    const pad = 8, scale = Math.min((W - 2 * pad) / (x1 - x0 || 1), (H - 2 * pad) / (y1 - y0 || 1));
+    const toPixel = (x, y) => [pad + (x - x0) * scale, H - pad - (y - y0) * scale];
+    const canvas = document.createElement("canvas");
+    canvas.width = W; canvas.height = H;
+    const ctx = canvas.getContext("2d");
+    ctx.globalAlpha = 0.55;
+    for (let i = 0; i < N; i++) {
+      const [x, y] = toPixel(coords[2 * i], coords[2 * i + 1]);
+      ctx.fillStyle = DIGIT_COLOURS[labels[i]];
+      ctx.fillRect(x - 1, y - 1, 2, 2);
+    }
+    return { canvas, toPixel };
+  }
+}
+
+export default function mount(component) {
+  const { data, parentElement, setTriggerValue } = component;
+  if (data instanceof Uint8Array) { // the model payload: register it, draw nothing
+    try { registerModel(data); } catch (err) { console.error("studio: bad model payload", err); }
+    return;
+  }
+  if (!data || typeof data !== "object") return;
+  let studio = REGISTRY.studios.get(parentElement);
+  if (!studio) {
+    studio = new Studio(parentElement, setTriggerValue);
+    REGISTRY.studios.set(parentElement, studio);
+  }
+  studio.update(data, setTriggerValue);
+}

@@ -1,0 +1,130 @@
+"""Wiring of the two browser components: the live studio (studio.js) and the drawing pad (pad.js).
+
+The JavaScript and CSS are plain files in app/frontend/, read once and registered with Custom
+Components v2. Python gives the studio the model payload (explorer.studio.model_payload, sent once
+per model and browser) and the small view; it takes back the code on each slider release and the
+pad's PNG after each stroke. Callbacks write the one code in session state (explorer.state).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+
+from app import models
+from explorer import bundle, state, studio
+from explorer.analysis import DigitAnalysis
+from explorer.preprocess import UnusableImageError
+
+FRONTEND = Path(__file__).parent / "frontend"
+STUDIO_KEY = "studio"
+PAYLOAD_KEY = "studio_model"
+PAD_KEY = "pad"
+DRAWING_KEY = "drawing"  # the last drawing's Drawing, or absent
+DRAWING_SOURCE = "your drawing"
+PAD_SIZE, PAD_STROKE = 280, 22  # canvas pixels; a digit drawn across most of it has MNIST-like strokes
+MAX_DRAWING_BYTES = 2_000_000  # a 280x280 PNG is far smaller; anything bigger is not our pad's
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """The pad's last drawing: its analysis, or why it could not be used."""
+
+    analysis: DigitAnalysis | None
+    error: str | None = None
+
+
+@functools.cache
+def _components() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """(studio, pad) component callables, registered on first use (so importing runs nothing)."""
+    read = lambda name: (FRONTEND / name).read_text(encoding="utf-8")  # noqa: E731
+    comp = st.components.v2.component
+    return (comp("vae_studio", css=read("studio.css"), js=read("studio.js")),
+            comp("vae_pad", css=read("pad.css"), js=read("pad.js")))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def spacing(_m: bundle.ExplorerModel, sha: str) -> studio.NeighbourSpacing:
+    """Nearest-neighbour spacing of the model's test codes (a KD-tree pass, ~0.1 s), once per model."""
+    return studio.neighbour_spacing(_m.atlas.mu)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def payload(_m: bundle.ExplorerModel, sha: str) -> bytes:
+    """The studio's model payload (a few MB), built once per model and shared by sessions."""
+    return studio.model_payload(_m, spacing(_m, sha))
+
+
+def _on_release(dim: int) -> None:
+    value = st.session_state.get(STUDIO_KEY)
+    release = value.get("release") if isinstance(value, dict) else None
+    state.take_release(st.session_state, release, dim)  # a malformed value changes nothing
+
+
+def studio_ui(m: bundle.ExplorerModel, projection: str) -> None:
+    """Mount the model payload (invisible) and the studio at the current code's revision.
+
+    The view holds the code of the revision (CodeState.shown), not each released code: a release
+    then leaves the studio's element unchanged, so Streamlit does not resend it (with its script)."""
+    comp, _ = _components()
+    cs = state.current(st.session_state, m.latent_dim)
+    # Same key and same bytes on every rerun: Streamlit's message cache sends the payload once.
+    comp(key=PAYLOAD_KEY, data=payload(m, m.sha256))
+    comp(key=STUDIO_KEY, data=studio.view_data(m, np.array(cs.shown()), cs.rev, projection),
+         on_release_change=functools.partial(_on_release, m.latent_dim))
+
+
+def drawing_png(data_url: Any) -> bytes:
+    """The PNG bytes of the pad's data URL; ValueError with a short reason if it is not one."""
+    prefix = "data:image/png;base64,"
+    if not isinstance(data_url, str) or not data_url.startswith(prefix):
+        raise ValueError("the pad did not send a PNG")
+    if len(data_url) > MAX_DRAWING_BYTES * 4 // 3 + len(prefix):
+        raise ValueError("the drawing is too large")
+    try:
+        return base64.b64decode(data_url[len(prefix):], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the drawing is not valid base64") from None
+
+
+def take_drawing(m: bundle.ExplorerModel, data_url: Any) -> Drawing:
+    """Normalise and encode a pad drawing; on success its posterior mean becomes the code."""
+    try:
+        analysis = models.analyse_upload(m, m.sha256, drawing_png(data_url))
+    except (ValueError, UnusableImageError) as e:  # UnusableImageError: e.g. an empty pad
+        return Drawing(None, str(e))
+    except Exception as e:  # noqa: BLE001 - a drawing must never put a traceback in the UI
+        return Drawing(None, f"the drawing could not be processed ({type(e).__name__})")
+    state.set_code(st.session_state, analysis.mu, DRAWING_SOURCE)
+    return Drawing(analysis)
+
+
+def _on_pad(m: bundle.ExplorerModel) -> None:
+    value = st.session_state.get(PAD_KEY)
+    if not isinstance(value, dict):
+        return
+    if value.get("clear"):
+        st.session_state.pop(DRAWING_KEY, None)
+    elif value.get("stroke") is not None:
+        st.session_state[DRAWING_KEY] = take_drawing(m, value.get("stroke"))
+
+
+def pad_ui(m: bundle.ExplorerModel) -> Drawing | None:
+    """Mount the pad; the last drawing (or why it failed), if any."""
+    _, pad = _components()
+    pad(key=PAD_KEY, data={"size": PAD_SIZE, "stroke": PAD_STROKE},
+        on_stroke_change=functools.partial(_on_pad, m), on_clear_change=functools.partial(_on_pad, m))
+    drawing = st.session_state.get(DRAWING_KEY)
+    return drawing if isinstance(drawing, Drawing) else None
+
+
+def code_summary(m: bundle.ExplorerModel, z: np.ndarray) -> studio.Plausibility:
+    """The server's plausibility of code z [D] (the studio shows the same, live)."""
+    return studio.plausibility(z, m.atlas.mu, spacing(m, m.sha256))
