@@ -105,7 +105,8 @@ def read_atlas_file(path: str | Path) -> Atlas:
     Never unpickles (allow_pickle=False). Raises AtlasError for anything that is not an atlas.
     """
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # We open the file ourselves: np.load leaks its own handle when a truncated zip fails to parse.
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             files = set(z.files)
             missing = [k for k in REQUIRED_KEYS if k not in files]
             if missing:
