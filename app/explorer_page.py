@@ -227,6 +227,18 @@ def render() -> None:
         del st.session_state[state.SELECTED_KEY]  # picked on another model's larger atlas
     st.session_state.setdefault("projection", "t-SNE")  # clusters show at a glance; PCA is one click away
     notices += apply_link_view(m)
+    # A session's first run holds the 10k-point map back until the studio has drawn its first digit
+    # (the map costs the browser seconds of main thread; the studio is what a learner wants first).
+    # The studio's signal, or any interaction, reruns the page with the map. Link notices are kept
+    # for that rerun, or they would flash for a second.
+    runs = st.session_state["_page_runs"] = st.session_state.get("_page_runs", 0) + 1
+    show_map = runs > 1
+    if notices:
+        st.session_state["_link_notices"] = notices
+    elif runs == 2 and st.session_state.get(studio.READY_KEY):
+        notices = st.session_state.pop("_link_notices", [])
+    else:
+        st.session_state.pop("_link_notices", None)
 
     st.title("What did the VAE learn?")
     st.caption(f"Drag a slider: the decoder runs in your browser and the digit morphs as you move through the "
@@ -242,7 +254,11 @@ def render() -> None:
         st.divider()
         upload = upload_ui(m)
     with left:
-        map_ui(m, upload, drawing)
+        if show_map:
+            map_ui(m, upload, drawing)
+        else:
+            studio.first_frame_signal()
+            st.info(f"The map of the {m.atlas.size:,} encoded test digits comes as soon as the studio has drawn its first digit.")
     st.divider()
     noise_ui(m, upload, drawing)
     sync_url(m)

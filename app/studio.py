@@ -27,6 +27,8 @@ FRONTEND = Path(__file__).parent / "frontend"
 STUDIO_KEY = "studio"
 PAYLOAD_KEY = "studio_model"
 PAD_KEY = "pad"
+SIGNAL_KEY = "studio_first_frame"
+READY_KEY = "studio_ready"  # True once the browser's studio has drawn its first digit
 DRAWING_KEY = "drawing"  # the last drawing's Drawing, or absent
 DRAWING_SOURCE = "your drawing"
 PAD_SIZE, PAD_STROKE = 280, 22  # canvas pixels; a digit drawn across most of it has MNIST-like strokes
@@ -79,6 +81,18 @@ def studio_ui(m: bundle.ExplorerModel, projection: str) -> None:
     comp(key=PAYLOAD_KEY, data=payload(m, m.sha256))
     comp(key=STUDIO_KEY, data=studio.view_data(m, np.array(cs.shown()), cs.rev, projection),
          on_release_change=functools.partial(_on_release, m.latent_dim))
+
+
+def _on_ready() -> None:
+    st.session_state[READY_KEY] = True
+
+
+def first_frame_signal() -> None:
+    """Mount the (invisible) signal that reruns the page once the studio has drawn its first digit.
+
+    Outside the studio's fragment on purpose: its trigger reruns the whole page."""
+    comp, _ = _components()
+    comp(key=SIGNAL_KEY, data="signal-first-frame", on_ready_change=_on_ready)
 
 
 def drawing_png(data_url: Any) -> bytes:

@@ -10,7 +10,11 @@ Prints one line per figure, `name=value (target <= T) PASS|MISS`, plus `# ` info
    (its computations called directly), `tsne_place_ms` (placing a code on the t-SNE map).
 3. an upload (bench.uploads): `upload_direct_*_ms` (the analysis) and `upload_apptest_*_ms` (the
    whole app after a file_uploader set_value, with the cache cleared).
-Medians throughout. `--quick` skips the subprocess/server/browser parts (1).
+4. the live studio (bench.studio, with the browser): `studio_first_frame_s` (a new page on a warm
+   server to the first digit decoded in the browser), `drag_decodes_per_s` and
+   `drag_strip_updates_per_s` (a real mouse drag), `frame_paced_*` (an input at every frame: the
+   page's own limit), `release_to_page_ms`, `ws_bytes_per_release` (over 10 releases).
+Medians throughout. `--quick` skips the subprocess/server/browser parts (1 and 4).
 """
 
 from __future__ import annotations
@@ -24,11 +28,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bench import cold_start, reruns, uploads
+from bench import cold_start, reruns, studio, uploads
 from bench.timing import Figure, drop_context_warning, load_first_model
 from explorer import bundle
 
 TARGET_COLD_S = 3.0
+TARGET_FIRST_FRAME_S = 2.0
+TARGET_DECODES_PER_S = 60.0
+TARGET_STRIPS_PER_S = 15.0
+TARGET_RELEASE_TO_PAGE_MS = 300.0
+TARGET_WS_BYTES_PER_RELEASE = 10_000.0
 TARGET_RELEASE_MS = 30.0
 TARGET_UPLOAD_MS = 200.0
 TARGET_PLACE_MS = 50.0
@@ -51,6 +60,22 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _ms(seconds: float) -> float:
     return seconds * 1000.0
+
+
+def _studio_figures(models: Path, show) -> None:  # noqa: ANN001
+    """The live studio in headless Chromium (bench.studio): first frame, drag, releases."""
+    f = studio.measure(models)
+    show(Figure("studio_first_frame_s", f["first_frame_s"], TARGET_FIRST_FRAME_S))
+    print(f"#   of which Streamlit's frontend loading and connecting={f['connected_s']:.2f}s; "
+          f"model payload {f['payload_bytes'] / 1e6:.2f} MB, sent once", flush=True)
+    show(Figure("drag_decodes_per_s", f["drag_decodes_per_s"], TARGET_DECODES_PER_S, at_least=True))
+    show(Figure("drag_strip_updates_per_s", f["drag_strip_updates_per_s"], TARGET_STRIPS_PER_S, at_least=True))
+    print(f"#   a {f['drag_s']:.2f}s mouse drag, {f['sent_while_dragging']:.0f} websocket frames sent while the button was down; "
+          f"decode median {f['decode_median_ms']:.2f}ms p95 {f['decode_p95_ms']:.2f}ms, strips median {f['strip_median_ms']:.1f}ms", flush=True)
+    show(Figure("frame_paced_decodes_per_s", f["frame_paced_decodes_per_s"], TARGET_DECODES_PER_S, at_least=True))
+    show(Figure("frame_paced_strip_updates_per_s", f["frame_paced_strip_updates_per_s"], TARGET_STRIPS_PER_S, at_least=True))
+    show(Figure("release_to_page_ms", f["release_to_page_ms"], TARGET_RELEASE_TO_PAGE_MS))
+    show(Figure("ws_bytes_per_release", f["ws_bytes_per_release"], TARGET_WS_BYTES_PER_RELEASE))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             show(Figure("cold_start_browser_render_s", statistics.median(b["render"] for b in br), TARGET_COLD_S))
             print(f"#   of which server health={br[0]['health']:.2f}s, page+first script run+paint="
                   f"{br[0]['render'] - br[0]['health']:.2f}s", flush=True)
+            _studio_figures(models, show)
 
     m = load_first_model(models)
     overhead = reruns.apptest_overhead(n)

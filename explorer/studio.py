@@ -36,7 +36,7 @@ from explorer.state import SLIDER_STEP
 
 PAYLOAD_MAGIC = b"VAES"
 PAYLOAD_VERSION = 1
-STRIP_VALUES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # each dimension's strip decodes these values of it
+STRIP_VALUES = (-3.0, -1.5, 0.0, 1.5, 3.0)  # each dimension's strip decodes these values of it
 TSNE_NEIGHBOURS = 10  # as explorer.projection.knn_place
 
 

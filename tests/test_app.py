@@ -94,6 +94,14 @@ def test_the_studio_gets_the_payload_and_the_view(app):
     assert sorted(view["order"]) == list(range(8))
 
 
+def test_the_map_waits_for_the_first_rerun(app):
+    """The first run holds the 10k-point map back (the studio's first digit comes first); the
+    studio's ready signal, or any interaction, reruns the page with it."""
+    assert not app.get("plotly_chart") and any("comes as soon as the studio" in i.value for i in app.info)
+    app.run()
+    assert [c.proto.id.rsplit("-", 1)[-1] for c in app.get("plotly_chart")] == ["latent_map"]
+
+
 def test_a_code_in_state_is_what_the_page_shows(app):
     before = nearest_image_url(app)
     state.set_code(app.session_state, [3.0, -2.0, 0, 0, 0, 0, 0, 0], "a test")

@@ -12,7 +12,7 @@ from bench import __main__ as bench_main
 from bench import reruns, timing, uploads
 from explorer.bundle import MODELS_DIR_ENV
 
-LINE = re.compile(r"^(?P<name>[a-z0-9_]+)=(?P<value>\d+(\.\d+)?) \(target <= (?P<target>\d+(\.\d+)?)\) (PASS|MISS)$")
+LINE = re.compile(r"^(?P<name>[a-z0-9_]+)=(?P<value>\d+(\.\d+)?) \(target [<>]= (?P<target>\d+(\.\d+)?)\) (PASS|MISS)$")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,8 @@ def test_fragment_rerun_runs_the_apps_real_fragment(tiny_models_dir, monkeypatch
 def test_figure_line_format():
     assert timing.Figure("cold_start_apptest_s", 2.414, 3.0).line() == "cold_start_apptest_s=2.41 (target <= 3) PASS"
     assert timing.Figure("tsne_place_ms", 51.0, 50.0).line() == "tsne_place_ms=51.0 (target <= 50) MISS"
+    assert timing.Figure("drag_decodes_per_s", 59.0, 60.0, at_least=True).line() == "drag_decodes_per_s=59.0 (target >= 60) MISS"
+    assert timing.Figure("drag_decodes_per_s", 61.0, 60.0, at_least=True).line() == "drag_decodes_per_s=61.0 (target >= 60) PASS"
 
 
 def test_main_quick_prints_every_in_process_figure(tiny_models_dir, monkeypatch, capsys):

@@ -492,6 +492,8 @@ def test_a_bad_link_falls_back_with_a_notice(context, server):
     pg = open_page(context, f"{server.url}/?model=gone&z=nan,1,2&map=umap&digit=-4")
     try:
         wait_rendered(pg)
+        pg.wait_for_function(MAP_READY_JS, timeout=RENDER_TIMEOUT)  # the notices outlive the map's rerun
+        wait_idle(pg)
         for text in ("“gone” is not in the models folder", "has 3 numbers", "“umap” is not one of", "none selected"):
             expect(pg.get_by_text(text, exact=False)).to_have_count(1)
         assert studio_values(pg) == [0.0] * 8
