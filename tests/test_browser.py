@@ -141,10 +141,11 @@ def page(context, server, request, shots):
     yield from _page(context, server, request, shots)
 
 
-@pytest.fixture
-def shipped_page(context, shipped_server, request, shots):
-    """A page on the shipped models' server."""
-    yield from _page(context, shipped_server, request, shots)
+@pytest.fixture(scope="module")
+def shipped_page(context, shipped_server, request, tmp_path_factory):
+    """One page on the shipped models' server, shared by the parity and drawing tests (a page load
+    of the full-size model costs seconds here); neither depends on what the other did."""
+    yield from _page(context, shipped_server, request, tmp_path_factory.mktemp("shipped_page"))
 
 
 def _page(context, server, request, shots):  # noqa: ANN202
