@@ -6,7 +6,8 @@ browser context and returns (all from the browser, nothing simulated):
 * `first_frame_s`: navigation to the studio's first decoded digit (the page's performance clock),
   with the server already warm (its model cache filled by an earlier page); `connected_s` is the
   part Streamlit's own frontend takes to load and connect;
-* `drag_decodes_per_s`, `drag_strip_updates_per_s`: a mouse drag of z0 (down, 60 moves of one slider step or more, as fast
+* `drag_decodes_per_s`, `drag_strip_updates_per_s`: once the page has drawn the map and gone quiet,
+  a mouse drag of z0 (down, 60 moves of one slider step or more, as fast
   as Playwright sends them, up): the studio's decode and strip counters over the drag's duration;
   `decode_median_ms` / `decode_p95_ms` / `strip_median_ms`: the studio's own timings of them;
   `sent_while_dragging`: websocket frames the page sent with the button down (should be 0);
@@ -33,6 +34,16 @@ DRAG_MOVES = 60  # 2.2 px each on the 1440-px-wide page: every move is a new sli
 RELEASES = 10
 STATS_JS = "() => { const s = globalThis.__vaeStudio.stats; return {decodes: s.decodes, strips: s.stripUpdates, " \
            "decodeMs: s.decodeMs.slice(), stripMs: s.stripMs.slice(), firstFrame: s.firstFrame}; }"
+MAP_DRAWN = "[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg"
+# Resolves once the main thread has been free for 30 animation frames in a row (each within 25 ms of
+# the last): the page a learner sees has finished drawing (the map's WebGL draw lands after the
+# studio's first frame and would otherwise share the drag's main thread).
+SETTLED_JS = """() => new Promise(done => {
+  let last = performance.now(), calm = 0;
+  const frame = now => { calm = now - last < 25 ? calm + 1 : 0; last = now;
+                         calm >= 30 ? done(true) : requestAnimationFrame(frame); };
+  requestAnimationFrame(frame);
+})"""
 SUMMARY_JS = """v => [...document.querySelectorAll("[data-testid='stCaptionContainer']")]
   .some(e => e.innerText.startsWith('Code from') && e.innerText.includes(v))"""
 
@@ -54,6 +65,12 @@ def _open(context, url: str):  # noqa: ANN001, ANN202
     page.wait_for_function("() => globalThis.__vaeStudio?.stats?.firstFrame != null", timeout=TIMEOUT_MS)
     page.wait_for_function(SCRIPT_IDLE_JS, timeout=TIMEOUT_MS)
     return page
+
+
+def _settle(page) -> None:  # noqa: ANN001
+    """Wait for the deferred map and for the page to finish drawing it, as a learner would before dragging."""
+    page.wait_for_selector(MAP_DRAWN, timeout=TIMEOUT_MS, state="attached")
+    page.evaluate(SETTLED_JS)
 
 
 def _drag(page) -> dict[str, float]:  # noqa: ANN001
@@ -133,6 +150,7 @@ def measure(models: Path, timeout: float = 120.0) -> dict[str, float]:
             first = page.evaluate("() => globalThis.__vaeStudio.stats.firstFrame")  # ms since navigation
             figures = {"first_frame_s": first / 1000, "connected_s": page.connected_s,
                        "payload_bytes": float(max(n for _, n in page.received))}
+            _settle(page)
             figures.update(_drag(page))
             figures.update(_frame_paced(page))
             figures.update(_releases(page))
