@@ -13,6 +13,9 @@ allow_pickle=False), written by training.atlas and read by the app, which never 
   metrics_json ()             str: the evaluation of training.evaluate (JSON object)
   checkpoint_json ()          str: model config, train config, stages, best epoch (JSON object)
   w__<name>                   float32 weights of the model by state_dict name (the app runs them in NumPy)
+  dyn_<field>                 optional (version 2): the training dynamics, one array per field of
+                              common.dynamics_format.Dynamics (per-epoch test statistics, snapshots);
+                              an atlas without them (every version-1 file) loads with dynamics None
 
 `load_atlas` checks every array against the others and against the model config, so a damaged or
 mismatched file is refused at load time with one message, instead of failing later as a traceback
@@ -29,14 +32,18 @@ from typing import Any
 
 import numpy as np
 
+from common.dynamics_format import Dynamics, DynamicsError, validate_dynamics
 from common.fileio import atomic_write_bytes
 
-FORMAT_VERSION = 1  # bump when the layout changes; load_atlas refuses versions it does not know
+# Bump when the layout changes; load_atlas refuses versions it does not know. 2: optional dyn_ arrays.
+FORMAT_VERSION = 2
 WEIGHT_PREFIX = "w__"
+DYNAMICS_PREFIX = "dyn_"
 IMAGE_PIXELS = 784
 ARRAY_KEYS = ("mu", "logvar", "labels", "images", "pca", "pca_mean", "pca_components", "pca_explained",
               "tsne", "kl_per_dim", "mu_variance")
 REQUIRED_KEYS = (*ARRAY_KEYS, "checkpoint_sha256", "metrics_json", "checkpoint_json")
+__all__ = ["FORMAT_VERSION", "Atlas", "AtlasError", "Dynamics", "load_atlas", "read_atlas_file", "save_atlas", "validate"]
 
 
 class AtlasError(ValueError):
@@ -65,7 +72,8 @@ class Atlas:
     metrics: dict[str, Any] = field(default_factory=dict)
     checkpoint: dict[str, Any] = field(default_factory=dict)  # model_config, train_config, stages, ...
     weights: dict[str, np.ndarray] = field(default_factory=dict)
-    format_version: int = FORMAT_VERSION
+    dynamics: Dynamics | None = None  # how the model learnt (common.dynamics_format); None if not recorded
+    format_version: int = FORMAT_VERSION  # of the file it was read from
 
     @property
     def size(self) -> int:
@@ -91,11 +99,14 @@ def save_atlas(path: str | Path, atlas: Atlas) -> None:
     """Validate, then write atomically as a compressed npz (an old file stays whole if this fails)."""
     validate(atlas)
     arrays: dict[str, Any] = {k: getattr(atlas, k) for k in ARRAY_KEYS}
-    arrays["format_version"] = np.asarray(atlas.format_version, dtype=np.int64)
+    # The layout written is this code's, whatever version the atlas was read from.
+    arrays["format_version"] = np.asarray(FORMAT_VERSION, dtype=np.int64)
     arrays["checkpoint_sha256"] = np.asarray(atlas.checkpoint_sha256)
     arrays["metrics_json"] = np.asarray(json.dumps(atlas.metrics))
     arrays["checkpoint_json"] = np.asarray(json.dumps(atlas.checkpoint))
     arrays.update({WEIGHT_PREFIX + k: v for k, v in atlas.weights.items()})
+    if atlas.dynamics is not None:
+        arrays.update(atlas.dynamics.to_arrays(DYNAMICS_PREFIX))
     atomic_write_bytes(path, lambda f: np.savez_compressed(f, **arrays))
 
 
@@ -135,9 +146,15 @@ def read_atlas_file(path: str | Path) -> Atlas:
         if not isinstance(documents[key], dict):
             raise AtlasError(f"{key} must be a JSON object")
     weights = {k[len(WEIGHT_PREFIX):]: raw.pop(k) for k in list(raw) if k.startswith(WEIGHT_PREFIX)}
+    dynamics = None
+    if any(k.startswith(DYNAMICS_PREFIX) for k in raw):
+        try:
+            dynamics = Dynamics.from_arrays(raw, DYNAMICS_PREFIX)
+        except DynamicsError as e:
+            raise AtlasError(f"training dynamics {e}") from e
     return Atlas(**{k: raw[k] for k in ARRAY_KEYS}, checkpoint_sha256=texts["checkpoint_sha256"],
                  metrics=documents["metrics_json"], checkpoint=documents["checkpoint_json"], weights=weights,
-                 format_version=version)
+                 dynamics=dynamics, format_version=version)
 
 
 def load_atlas(path: str | Path) -> Atlas:
@@ -162,7 +179,8 @@ def _check(array: np.ndarray, name: str, shape: tuple[int, ...], kind: str) -> N
 def validate(atlas: Atlas) -> None:
     """Raise AtlasError unless every array has the shape, dtype and values the others imply.
 
-    N and D come from mu; the model config must describe D latent units over 784 pixels. The
+    N and D come from mu; the model config must describe D latent units over 784 pixels, and the
+    dynamics, if any, D units and indices into the N digits. The
     weights' names and shapes are checked by explorer.numpy_vae.NumpyVAE, which knows the layers.
     """
     mu = atlas.mu
@@ -194,4 +212,9 @@ def validate(atlas: Atlas) -> None:
             raise AtlasError(f"weight {name} is not a float array")
         if not np.isfinite(w).all():
             raise AtlasError(f"weight {name} holds NaN or infinite values")
+    if atlas.dynamics is not None:
+        try:
+            validate_dynamics(atlas.dynamics, latent_dim=d, test_size=n)
+        except DynamicsError as e:
+            raise AtlasError(f"training dynamics: {e}") from e
 

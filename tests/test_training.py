@@ -427,13 +427,14 @@ def test_a_full_disk_mid_run_is_one_line_and_keeps_saved_checkpoints(tmp_path, t
     flags = ["--epochs", "1", *TINY_FLAGS, "--data-root", str(root), "--output", str(out), "--no-progress", "--no-atlas"]
     assert run_cli(flags, md5) == 0
     saved = {p.name: p.read_bytes() for p in tmp_path.glob("m.*")}
-    real_save = torch.save
 
     def disk_fills_mid_write(obj, f, *args, **kwargs):  # the real atomic write path, up to the file's write()
         f.write(b"the first bytes fit")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_fills_mid_write)
+    # the dynamics sidecar, written first each epoch, meets the full disk the same way
+    monkeypatch.setattr(np, "savez_compressed", lambda f, **arrays: disk_fills_mid_write(arrays, f))
     capsys.readouterr()
     assert run_cli([*flags, "--resume", "--epochs", "3"], md5) == 1
     err = capsys.readouterr().err
@@ -442,9 +443,13 @@ def test_a_full_disk_mid_run_is_one_line_and_keeps_saved_checkpoints(tmp_path, t
     # the checkpoints of epoch 1 are byte-identical and the half-written temp file is gone
     assert {p.name: p.read_bytes() for p in tmp_path.glob("m.*")} == saved
     assert not list(tmp_path.glob("*.tmp"))
-    monkeypatch.setattr(torch, "save", real_save)
+    monkeypatch.undo()
     assert run_cli([*flags, "--resume", "--epochs", "3"], md5) == 0  # and --resume carries on once there is space
     assert read_checkpoint(out)["history"][-1]["epoch"] == 3
+    from common.dynamics_format import read_dynamics
+    from common.paths import dynamics_path_for
+
+    assert read_dynamics(dynamics_path_for(out)).epoch.tolist() == [1, 2, 3]
 
 
 def test_tsne_progress_bar_reaches_the_end_and_changes_nothing(capsys):

@@ -88,6 +88,8 @@ def summary_lines(cfg: TrainConfig, result: TrainResult, seconds: float, atlas_m
             lines.append(f"active units  {atlas_metrics['active_units']} / {len(atlas_metrics.get('kl_per_dim', []))}")
         if "tsne_seconds" in atlas_metrics:
             lines.append(f"t-SNE         {atlas_metrics['tsne_seconds']:.0f} s")
+    if result.dynamics_path is not None:
+        lines.append(f"dynamics      {result.dynamics_path}")
     if atlas_file is not None:
         lines.append(f"latent atlas  {atlas_file}")
     return lines

@@ -2,22 +2,25 @@
 
 The file's layout, its version and its validation live in common.atlas_format (torch-free, so the
 app reads atlases without torch); this module computes the arrays: encode the test set, exact PCA,
-t-SNE (training.tsne, minutes, hence offline) and the evaluation (training.evaluate).
+t-SNE (training.tsne, minutes, hence offline) and the evaluation (training.evaluate), and it
+carries the training dynamics recorded beside the checkpoint (training.dynamics).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from common.atlas_format import Atlas, AtlasError, read_atlas_file, save_atlas
+from common.atlas_format import Atlas, AtlasError, Dynamics, read_atlas_file, save_atlas
 from common.fileio import file_sha256
 from common.paths import atlas_path_for
 from training.checkpoint import model_from_checkpoint, read_checkpoint, stages_of
+from training.dynamics import read_checkpoint_dynamics
 from training.evaluate import evaluate
 from training.model import VAE
 from training.tsne import tsne_2d
@@ -65,10 +68,12 @@ def checkpoint_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
 
 
 def reusable_parts(path: str | Path, checkpoint_sha256: str) -> dict[str, Any]:
-    """t-SNE and metrics of an existing atlas file made for the same checkpoint bytes, else {}.
+    """t-SNE, metrics and training dynamics of an existing atlas file made for the same checkpoint
+    bytes, else {} ("dynamics" only where it has them).
 
-    Both are deterministic for a checkpoint (fixed seeds), so reusing them gives the same atlas
-    as recomputing, minus minutes of t-SNE and IWAE. An unreadable old file just means "recompute".
+    t-SNE and metrics are deterministic for a checkpoint (fixed seeds), so reusing them gives the same
+    atlas as recomputing, minus minutes of t-SNE and IWAE; the dynamics cannot be recomputed at all
+    once the training's sidecar is gone. An unreadable old file just means "recompute".
     """
     path = Path(path)
     if not path.is_file():
@@ -79,13 +84,17 @@ def reusable_parts(path: str | Path, checkpoint_sha256: str) -> dict[str, Any]:
         return {}
     if old.checkpoint_sha256 != checkpoint_sha256:
         return {}
-    return {"tsne": old.tsne, "metrics": old.metrics}
+    parts: dict[str, Any] = {"tsne": old.tsne, "metrics": old.metrics}
+    if old.dynamics is not None:
+        parts["dynamics"] = old.dynamics
+    return parts
 
 
 def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoint_sha256: str,
                 iw_samples: int = 1000, progress: bool = True,
-                checkpoint_info: dict[str, Any] | None = None, reuse: dict[str, Any] | None = None) -> Atlas:
-    """The Atlas of `model` over images [N, 784] in [0, 1] with labels [N].
+                checkpoint_info: dict[str, Any] | None = None, reuse: dict[str, Any] | None = None,
+                dynamics: Dynamics | None = None) -> Atlas:
+    """The Atlas of `model` over images [N, 784] in [0, 1] with labels [N], carrying `dynamics`.
 
     `reuse` may hold "tsne" and "metrics" from reusable_parts(), which are then not recomputed.
     """
@@ -120,19 +129,45 @@ def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoi
         metrics=metrics,
         checkpoint=checkpoint_info or {"model_config": model.config.to_dict()},
         weights={k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()},
+        dynamics=dynamics,
     )
+
+
+def atlas_dynamics(checkpoint: str | Path, ckpt: dict[str, Any], test_size: int, old_atlas_dynamics: Dynamics | None,
+                   say: Callable[[str], None]) -> Dynamics | None:
+    """The dynamics an atlas of `checkpoint` (read as `ckpt`) over `test_size` digits carries: its
+    training sidecar's, else those of the existing atlas of the same checkpoint bytes, else none."""
+    dyn, why = read_checkpoint_dynamics(checkpoint, ckpt)
+    if dyn is not None and dyn.test_size != test_size:
+        dyn, why = None, f"they were recorded on {dyn.test_size} test digits, the atlas has {test_size}"
+    if dyn is None and old_atlas_dynamics is not None:
+        say(f"atlas: keeping the training dynamics of the existing atlas (same checkpoint; {why})")
+        return old_atlas_dynamics
+    if dyn is None:
+        say(f"atlas: no training dynamics ({why})")
+    else:
+        say(f"atlas: training dynamics of {dyn.num_epochs} epochs, {len(dyn.snapshot_epoch)} snapshots")
+    return dyn
 
 
 def write_atlas_for(checkpoint: str | Path, images: torch.Tensor, labels: torch.Tensor,
                     iw_samples: int = 1000, progress: bool = True, reuse: bool = False) -> Atlas:
     """Build the atlas of `checkpoint`, save it as atlas_path_for(checkpoint) and return it. With
-    reuse, keep the t-SNE and metrics of an existing atlas of the same checkpoint bytes."""
+    reuse, keep the t-SNE and metrics of an existing atlas of the same checkpoint bytes.
+
+    The training dynamics come from the checkpoint's .dynamics.npz sidecar; without one (a fresh
+    clone: sidecars are not committed) those of an existing atlas of the same checkpoint bytes are
+    kept, with or without reuse, since nothing can recompute them.
+    """
     ckpt = read_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint).eval()
     path = atlas_path_for(checkpoint)
     sha = file_sha256(checkpoint)
-    parts = reusable_parts(path, sha) if reuse else {}
+    old = reusable_parts(path, sha)
+    parts = {k: v for k, v in old.items() if k != "dynamics"} if reuse else {}
+    say = print if progress else (lambda *_: None)
+    dynamics = atlas_dynamics(checkpoint, ckpt, len(images), old.get("dynamics"), say)
     atlas = build_atlas(model, images, labels, sha, iw_samples=iw_samples, progress=progress,
-                        checkpoint_info=checkpoint_summary(ckpt), reuse=parts)
+                        checkpoint_info=checkpoint_summary(ckpt), reuse=parts, dynamics=dynamics)
     save_atlas(path, atlas)
     return atlas

@@ -2,7 +2,8 @@
 
 Determinism: every epoch draws its permutation, binarisation and reparameterisation noise from
 generators seeded by (seed, epoch), so a run resumed from the end of epoch e replays epochs e+1...
-exactly as the uninterrupted run would have.
+exactly as the uninterrupted run would have. Recording the training dynamics (training.dynamics)
+draws from none of them, so it changes nothing that is trained.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
+from common.dynamics_format import save_dynamics
+from common.paths import dynamics_path_for
 from training.checkpoint import model_from_checkpoint, read_checkpoint, resume_path, save_checkpoint, stages_of
 from training.config import TrainConfig
+from training.dynamics import start_recording
 from training.evaluate import binarize_fixed, elbo_metrics, iwae_metric
 from training.loss import elbo_terms, iwae_terms, kl_weight_at
 from training.model import VAE, ModelConfig
 
 # Train-config fields that may change on --resume without changing what is being trained.
-RESUMABLE_CHANGES = {"epochs", "resume", "force", "device", "progress", "atlas", "output", "data_root", "eval_iw_samples", "threads"}
+RESUMABLE_CHANGES = {"epochs", "resume", "force", "device", "progress", "atlas", "output", "data_root", "eval_iw_samples", "threads",
+                     "dynamics"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -37,6 +42,7 @@ class TrainResult:
     best_test_neg_elbo: float
     epochs_run: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    dynamics_path: Path | None = None  # the sidecar written, if the dynamics were recorded
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -173,8 +179,8 @@ def train(
 ) -> TrainResult:
     """Fit a VAE on train_images [N, 784] in [0, 1]; keep the checkpoint with the best test ELBO.
 
-    Writes cfg.output (best, weights + history) and its .last.pt twin (full state, for --resume)
-    after every epoch, atomically.
+    Writes cfg.output (best, weights + history), its .last.pt twin (full state, for --resume) and,
+    unless cfg.dynamics is off, its .dynamics.npz (training.dynamics) after every epoch, atomically.
     """
     device = cfg.torch_device()
     if cfg.threads > 0:
@@ -187,6 +193,7 @@ def train(
     data_md5 = data_md5 or {}
 
     torch.manual_seed(cfg.seed)  # weight initialisation
+    parent: dict[str, Any] | None = None
     if (init_path := cfg.init_path()) is not None:
         parent = read_checkpoint(init_path)
         model = model_from_checkpoint(parent, init_path).to(device)
@@ -198,6 +205,7 @@ def train(
     history: list[dict[str, Any]] = []
     best = math.inf
     start_epoch = 1
+    state: dict[str, Any] | None = None
     if cfg.resume and last_path.is_file():
         state = read_checkpoint(last_path)
         _check_resumable(state["train_config"], cfg, last_path)
@@ -211,6 +219,11 @@ def train(
         log(f"resuming from {last_path} after epoch {start_epoch - 1} (best test -ELBO so far {best:.2f})")
     elif cfg.resume:
         log(f"--resume: no {last_path.name} yet, starting from scratch")
+    recorder, dynamics_file = None, dynamics_path_for(best_path)
+    if cfg.dynamics:  # after the weights are made and loaded: it snapshots the starting ones
+        recorder = start_recording(model, test_images.to(device, torch.float32), x_test, best_path, cfg.epochs,
+                                   parent=(init_path, parent) if init_path is not None and parent is not None else None,
+                                   resume_state=state, log=log)
 
     log(f"training {model.num_parameters():,}-parameter VAE ({cfg.preset}) on {device} for {cfg.epochs} epochs")
     outer = tqdm(range(start_epoch, cfg.epochs + 1), desc="training", disable=not cfg.progress, initial=start_epoch - 1, total=cfg.epochs)
@@ -227,8 +240,14 @@ def train(
         score = test["neg_elbo"]
         if cfg.iw_samples > 1:
             score = row[f"test_iwae_k{cfg.iw_samples}"] = iwae_metric(model, x_test, cfg.iw_samples, progress=False)
+        if recorder is not None:
+            recorder.record_epoch(model, epoch, row)
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
+        if recorder is not None:
+            # Before the checkpoints: a kill between the writes leaves the record ahead of the resume
+            # file, which --resume cuts back, never behind it (a hole nothing could fill).
+            save_dynamics(dynamics_file, recorder.dynamics())
         if score < best:
             best = score
             save_checkpoint(best_path, _payload(model, cfg, epoch, history, best, data_md5, "best", ancestors))
@@ -245,4 +264,5 @@ def train(
         best_ckpt["history"] = history
         best_ckpt.pop("format_version")
         save_checkpoint(best_path, best_ckpt)
-    return TrainResult(best_path, last_path, best, cfg.epochs - start_epoch + 1, history)
+    return TrainResult(best_path, last_path, best, cfg.epochs - start_epoch + 1, history,
+                       dynamics_file if recorder is not None else None)
