@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import models, studio
+from app import keep_panel, models, studio
 from app.links import apply_link_model, apply_link_view, sync_url
 from explorer import bundle, codes, figures, projection, state
 from explorer.analysis import DigitAnalysis
@@ -82,8 +82,10 @@ def code_ui(m: bundle.ExplorerModel, proj: str) -> None:
     """The buttons, the live studio and what the server makes of the current code.
 
     A fragment: a release or a button reruns only this (and the URL), not the map or the panels,
-    none of which depend on the code."""
+    none of which depend on the code, except the keep panel when it shows the current code."""
     dim = m.latent_dim
+    if not st.session_state.get(keep_panel.FULL_RUN_KEY) and keep_panel.is_stale(state.current(st.session_state, dim).z):
+        st.rerun()  # the whole page, so the keep panel follows the new code
     b1, b2, b3, b4 = st.columns([1, 1.2, 0.55, 1.3], vertical_alignment="bottom")
     b1.button("Reset to 0", on_click=_reset, args=(dim,), key="btn_reset", width="stretch")
     b2.button("Random from prior", on_click=_random_prior, args=(dim,), key="btn_prior", width="stretch",
@@ -245,6 +247,7 @@ def render() -> None:
                f"{m.latent_dim}-d latent space. Click the map to jump to a test digit; draw or upload your own.")
     for notice in notices:
         st.warning(notice, icon="🔗")
+    st.session_state[keep_panel.FULL_RUN_KEY] = True
     code_ui(m, st.session_state.get("projection") or "t-SNE")
     st.divider()
     left, right = st.columns([1.3, 1], gap="large")
@@ -261,4 +264,7 @@ def render() -> None:
             st.info(f"The map of the {m.atlas.size:,} encoded test digits comes as soon as the studio has drawn its first digit.")
     st.divider()
     noise_ui(m, upload, drawing)
+    st.divider()
+    keep_panel.keep_ui(m, upload, drawing)
+    st.session_state[keep_panel.FULL_RUN_KEY] = False
     sync_url(m)

@@ -1,11 +1,14 @@
 """The URL holds the view: read it once per session (explorer.links), then keep it in step with the state.
 
 A link is applied on a session's first run only, so a URL edited by hand later does not fight the
-studio; after that the query string follows the state on every rerun that changes it.
+studio; after that the query string follows the state on every rerun that changes it. A code file
+(JSON, explorer.exports) loaded later is applied the same way: `queue_view` stores its view as the
+query values a link would carry, and the next run applies them as if the page had been opened with it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import streamlit as st
@@ -13,9 +16,33 @@ import streamlit as st
 from explorer import bundle, links, state
 
 LINK_READ_KEY = "_link_read"  # set once the session's first link has been applied
+QUEUED_KEY = "_queued_view"  # a code file's view, applied on the next run like a link
+
+
+@dataclass(frozen=True)
+class QueuedView:
+    """A view to apply on the next run: query values as a link holds them, who asked, and the
+    checkpoint digest it was made with ("" for none)."""
+
+    params: dict[str, str]
+    source: str
+    sha256: str = ""
+
+
+def queue_view(params: dict[str, str], source: str, sha256: str = "") -> None:
+    """Apply `params` (links.encode's values) on the next run, as a link would be on a first run."""
+    st.session_state[QUEUED_KEY] = QueuedView(dict(params), source, sha256)
+    st.session_state[LINK_READ_KEY] = False
+
+
+def _queued() -> QueuedView | None:
+    q = st.session_state.get(QUEUED_KEY)
+    return q if isinstance(q, QueuedView) else None
 
 
 def _params() -> dict[str, str]:
+    if (q := _queued()) is not None:
+        return q.params
     return {k: st.query_params.get(k, "") for k in st.query_params.keys()}
 
 
@@ -25,6 +52,8 @@ def apply_link_model(stems: Sequence[str], options: Sequence[str]) -> tuple[str,
     if st.session_state.get(LINK_READ_KEY):
         return ()
     name, notices = links.read_model(_params(), stems)
+    if _queued() is not None:
+        notices = ()  # apply_link_view says it, in the code file's words
     if name is not None:
         st.session_state["model_name"] = options[list(stems).index(name)]
     return notices
@@ -35,14 +64,24 @@ def apply_link_view(m: bundle.ExplorerModel) -> tuple[str, ...]:
     if st.session_state.get(LINK_READ_KEY):
         return ()
     st.session_state[LINK_READ_KEY] = True
-    view = links.read_view(_params(), m.latent_dim, m.atlas.size)
+    queued = st.session_state.pop(QUEUED_KEY, None)
+    params = queued.params if isinstance(queued, QueuedView) else _params()
+    source = queued.source if isinstance(queued, QueuedView) else "the link"
+    view = links.read_view(params, m.latent_dim, m.atlas.size, "link" if queued is None else "code file")
+    notices = list(view.notices)
+    if isinstance(queued, QueuedView) and links.MODEL in params and params[links.MODEL] != m.name:
+        notices.append(f"{source.capitalize()} was made with model “{params[links.MODEL][:60]}”, which is not in the "
+                       f"models folder; its code is shown on {m.name}.")
+    elif isinstance(queued, QueuedView) and queued.sha256 and queued.sha256 != m.sha256:
+        notices.append(f"{source.capitalize()} was made with another version of {m.name} (checkpoint "
+                       f"{queued.sha256[:12]}…, this one {m.sha256[:12]}…); its code is shown as it is.")
     if view.projection is not None:
         st.session_state["projection"] = view.projection
     if view.digit is not None:
         state.select_digit(st.session_state, view.digit, m.atlas.mu)  # also loads its code ...
     if view.code is not None:
-        state.set_code(st.session_state, view.code, "the link")  # ... unless the link has its own
-    return view.notices
+        state.set_code(st.session_state, view.code, source)  # ... unless the link has its own
+    return tuple(notices)
 
 
 def sync_url(m: bundle.ExplorerModel) -> None:

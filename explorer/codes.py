@@ -92,3 +92,9 @@ def sample_prior(dim: int, rng: np.random.Generator) -> np.ndarray:
 def clip_code(z: np.ndarray) -> np.ndarray:
     """Clip to +-SLIDER_LIMIT (a slider raises on values outside its range): float32 [D]."""
     return np.clip(np.asarray(z, dtype=np.float64), -SLIDER_LIMIT, SLIDER_LIMIT).astype(np.float32)
+
+
+def class_means(mu: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The mean posterior mean of each digit class: mu [N, D], labels [N] in 0..9 -> float32 [10, D]."""
+    mu = np.asarray(mu, dtype=np.float64)
+    return np.stack([mu[labels == d].mean(0) for d in range(10)]).astype(np.float32)

@@ -112,3 +112,29 @@ def locator_image(coords: np.ndarray, labels: np.ndarray, xy: np.ndarray, size: 
     img[max(r - 5, 0): r + 6, max(c - 5, 0): c + 6] = (214, 39, 40)  # red square at the position
     img[max(r - 2, 0): r + 3, max(c - 2, 0): c + 3] = (255, 255, 255)
     return img
+
+
+VERDICT_COLOURS = {"typical": "#2ca02c", "sparse": "#ff7f0e", "hole": "#d62728"}
+
+
+def path_figure(t: np.ndarray, distance: np.ndarray, verdicts: Sequence[str], typical: float, hole: float,
+                norms: np.ndarray, height: int = 240) -> go.Figure:
+    """Along an interpolation path of S frames: each frame's distance to the nearest test code
+    (t [S], distance [S], verdicts [S]) against the thresholds of the studio's readout, and the
+    code's norm (norms [S]) on a second axis, where a linear path's dip toward 0 shows."""
+    fig = go.Figure()
+    fig.add_hrect(y0=0, y1=typical, fillcolor=VERDICT_COLOURS["typical"], opacity=0.08, line_width=0)
+    fig.add_hline(y=hole, line={"color": VERDICT_COLOURS["hole"], "dash": "dot", "width": 1},
+                  annotation_text="a hole beyond this", annotation_position="top left")
+    fig.add_trace(go.Scatter(x=t, y=distance, mode="lines+markers", name="distance to nearest test digit",
+                             marker={"size": 9, "color": [VERDICT_COLOURS.get(v, "#7f7f7f") for v in verdicts]},
+                             line={"color": "#7f7f7f"}, text=list(verdicts),
+                             hovertemplate="t %{x:.2f}: %{y:.2f} away (%{text})<extra></extra>"))
+    fig.add_trace(go.Scatter(x=t, y=norms, mode="lines", name="norm of the code |z|", yaxis="y2",
+                             line={"color": "#1f77b4", "dash": "dash"},
+                             hovertemplate="t %{x:.2f}: |z| %{y:.2f}<extra></extra>"))
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      legend={"orientation": "h", "y": -0.25}, xaxis_title="t (0: from, 1: to)",
+                      yaxis={"title": "distance", "rangemode": "tozero"},
+                      yaxis2={"title": "|z|", "overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False})
+    return fig

@@ -57,16 +57,16 @@ def read_model(params: Mapping[str, str], names: Sequence[str]) -> tuple[str | N
     return None, (f"The link's model “{shown}” is not in the models folder; showing {names[0] if names else 'none'}.",)
 
 
-def read_view(params: Mapping[str, str], dim: int, n_digits: int) -> LinkView:
+def read_view(params: Mapping[str, str], dim: int, n_digits: int, what: str = "link") -> LinkView:
     """The code, projection and selected digit a link asks for, for a model of latent size `dim`
-    whose atlas holds `n_digits` test digits."""
+    whose atlas holds `n_digits` test digits; notices name the link (or `what` else carried the values)."""
     notices: list[str] = []
-    code = _read_code(params.get(CODE), dim, notices)
+    code = _read_code(params.get(CODE), dim, notices, what)
     projection = None
     if (raw := params.get(MAP)) is not None:
         projection = MAP_VALUES.get(raw.strip().lower())
         if projection is None:
-            notices.append(f"The link's map “{raw[:20]}” is not one of {', '.join(MAP_VALUES)}; kept the current map.")
+            notices.append(f"The {what}'s map “{raw[:20]}” is not one of {', '.join(MAP_VALUES)}; kept the current map.")
     digit = None
     if (raw := params.get(DIGIT)) is not None:
         try:
@@ -74,30 +74,30 @@ def read_view(params: Mapping[str, str], dim: int, n_digits: int) -> LinkView:
         except ValueError:
             digit = None
         if digit is None or not 0 <= digit < n_digits:
-            notices.append(f"The link's test digit “{raw[:20]}” is not between 0 and {n_digits - 1}; none selected.")
+            notices.append(f"The {what}'s test digit “{raw[:20]}” is not between 0 and {n_digits - 1}; none selected.")
             digit = None
     return LinkView(code, projection, digit, tuple(notices))
 
 
-def _read_code(raw: str | None, dim: int, notices: list[str]) -> tuple[float, ...] | None:
+def _read_code(raw: str | None, dim: int, notices: list[str], what: str) -> tuple[float, ...] | None:
     if raw is None:
         return None
     if len(raw) > MAX_VALUE_CHARS:
-        notices.append("The link's code is too long to be a code; started from the current one.")
+        notices.append(f"The {what}'s code is too long to be a code; started from the current one.")
         return None
     parts = [p.strip() for p in raw.split(",")]
     if len(parts) != dim:
-        notices.append(f"The link's code has {len(parts)} numbers, this model needs {dim}; started from the current one.")
+        notices.append(f"The {what}'s code has {len(parts)} numbers, this model needs {dim}; started from the current one.")
         return None
     try:
         values = [float(p) for p in parts]
     except ValueError:
-        notices.append("The link's code is not a list of numbers; started from the current one.")
+        notices.append(f"The {what}'s code is not a list of numbers; started from the current one.")
         return None
     if not all(math.isfinite(v) for v in values):
-        notices.append("The link's code holds NaN or infinite values; started from the current one.")
+        notices.append(f"The {what}'s code holds NaN or infinite values; started from the current one.")
         return None
     if any(abs(v) > SLIDER_LIMIT for v in values):
-        notices.append(f"The link's code goes past ±{SLIDER_LIMIT:g}; clipped to the sliders' range.")
+        notices.append(f"The {what}'s code goes past ±{SLIDER_LIMIT:g}; clipped to the sliders' range.")
         values = [min(max(v, -SLIDER_LIMIT), SLIDER_LIMIT) for v in values]
     return tuple(values)
