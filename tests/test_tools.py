@@ -237,3 +237,17 @@ def test_figures_cli_writes_both_pngs(tmp_path, tiny_ckpt, tiny_vae, offline_tin
     assert (a[86::3, :84:3] == figures.to_uint8(reconstruct_means(tiny_vae, te_x[idx[:1]]))[0]).all()
     assert (s[:84:3, :84:3] == figures.to_uint8(prior_sample_means(tiny_vae, 128, seed=0)[0])[0]).all()
     assert figures.main([str(tmp_path / "missing.pt"), "--out", str(out), "--data-root", str(offline_tiny_root)]) == 1
+
+
+def test_keep_figures_writes_the_readme_pictures(tiny_models_dir, tmp_path):
+    """tools.keep_figures: a traversal PNG of every dimension and a ping-pong GIF of 12 frames."""
+    from tools import keep_figures
+
+    assert keep_figures.main([str(tiny_models_dir / "default.pt"), "--out", str(tmp_path)]) == 0
+    with Image.open(tmp_path / "traversal.png") as im:
+        assert im.format == "PNG" and im.width == 9 * 84 + 8 * 2 and im.height >= 8 * 84 + 7 * 2
+    with Image.open(tmp_path / "interpolation.gif") as gif:
+        assert gif.n_frames == 2 * 12 - 2 and gif.info["loop"] == 0
+    with Image.open(tmp_path / "interpolation.png") as im:
+        assert im.size == (12 * 84 + 11 * 2, 84)
+    assert keep_figures.main([str(tmp_path / "missing.pt"), "--out", str(tmp_path)]) == 1
