@@ -117,7 +117,7 @@ def interpolation_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, draw
                              format_func=lambda i: f"{i + 1} (t {path.t[i]:.2f}, {plaus[i].verdict})")
     f2.button("Load this frame into the studio", key="btn_load_frame", on_click=_load_code,
               args=(path.codes[frame], f"frame {frame + 1} of {start} → {end}"))
-    g1, g2, g3 = st.columns(3, vertical_alignment="bottom")
+    g1, g2, g3, g4 = st.columns([1.2, 1, 1, 1], vertical_alignment="bottom")
     frame_ms = g1.number_input("Frame time (ms)", 20, 2000, 120, 10, key="gif_ms")
     pingpong = g2.checkbox("Ping-pong", key="gif_pingpong", help="Play forward, then back")
     what = f"interpolation-{start}-to-{end}-{method}-{steps}"
@@ -125,7 +125,7 @@ def interpolation_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, draw
     g3.download_button("Download GIF", lambda: _gif(images, int(frame_ms), pingpong),
                        file_name=exports.export_name(m.name, what, "gif"), mime="image/gif", on_click="ignore",
                        key="dl_interp_gif", help=f"An animated GIF that loops, {GIF_SCALE}× pixels")
-    st.download_button("Download PNG", lambda: exports.png_bytes(grids.tile(images, scale=scale)),
+    g4.download_button("Download PNG", lambda: exports.png_bytes(grids.tile(images, scale=scale)),
                        file_name=exports.export_name(m.name, f"{what}-x{scale}", "png"), mime="image/png",
                        on_click="ignore", key="dl_interp_png", help=f"The strip at {scale}× pixels")
 
