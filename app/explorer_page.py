@@ -82,10 +82,8 @@ def code_ui(m: bundle.ExplorerModel, proj: str) -> None:
     """The buttons, the live studio and what the server makes of the current code.
 
     A fragment: a release or a button reruns only this (and the URL), not the map or the panels,
-    none of which depend on the code, except the keep panel when it shows the current code."""
+    none of which depend on the code (the keep panel takes it on its own next run)."""
     dim = m.latent_dim
-    if not st.session_state.get(keep_panel.FULL_RUN_KEY) and keep_panel.is_stale(state.current(st.session_state, dim).z):
-        st.rerun()  # the whole page, so the keep panel follows the new code
     b1, b2, b3, b4 = st.columns([1, 1.2, 0.55, 1.3], vertical_alignment="bottom")
     b1.button("Reset to 0", on_click=_reset, args=(dim,), key="btn_reset", width="stretch")
     b2.button("Random from prior", on_click=_random_prior, args=(dim,), key="btn_prior", width="stretch",
@@ -265,6 +263,9 @@ def render() -> None:
     st.divider()
     noise_ui(m, upload, drawing)
     st.divider()
-    keep_panel.keep_ui(m, upload, drawing)
+    if show_map:  # held back with the map: its chart would load plotly before the studio's first digit
+        keep_panel.keep_ui(m, upload, drawing)
+    else:
+        st.info("Interpolations, traversal grids and downloads come with the map.")
     st.session_state[keep_panel.FULL_RUN_KEY] = False
     sync_url(m)

@@ -20,7 +20,13 @@ from tests.test_app import APP, TIMEOUT, code, code_caption
 @pytest.fixture
 def app(tiny_models_dir, monkeypatch) -> AppTest:
     monkeypatch.setenv(MODELS_DIR_ENV, str(tiny_models_dir))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    return opened(AppTest.from_file(APP, default_timeout=TIMEOUT))
+
+
+def opened(at: AppTest) -> AppTest:
+    """Run a new session twice: its first run holds the map and this panel back (test_app.py)."""
+    at.run()
+    assert not at.get("download_button")
     at.run()
     assert not at.exception, at.exception
     return at
@@ -113,8 +119,7 @@ def test_a_code_file_of_another_model_switches_to_it(tmp_path, tiny_models_dir, 
         shutil.copy(tiny_models_dir / "default.pt", tmp_path / f"{stem}.pt")
         shutil.copy(tiny_models_dir / "default.atlas.npz", tmp_path / f"{stem}.atlas.npz")
     monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
+    at = opened(AppTest.from_file(APP, default_timeout=TIMEOUT))
     sha = json.loads(at.code[0].value)["checkpoint_sha256"]
     _paste_and_load(at, exports.code_json(exports.CodeFile("other", sha, (0.5,) * 8, "x")))
     assert at.sidebar.selectbox[0].value == "other.pt" and code(at) == (0.5,) * 8 and not at.warning

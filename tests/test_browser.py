@@ -343,18 +343,17 @@ def test_a_drag_morphs_the_digit_and_tells_the_server_only_on_release(page):
 
 
 def test_releases_do_not_resend_the_weights(page):
-    """The model payload (MBs) reached this page once; releases bring back only small updates.
-
-    A release reruns the page (the keep panel follows the code), so every element's delta comes
-    back, a few hundred bytes each; no frame comes near the payload's size."""
+    """The model payload (MBs) reached this page once; releases bring back only small updates."""
     biggest = max(n for _, n in page.ws_received)  # the frame that carried the payload
+    page.wait_for_function(MAP_READY_JS, timeout=RENDER_TIMEOUT)  # the page's own deferred rerun is over
+    wait_idle(page)
     start = time.perf_counter()
     for k in range(5):
         move_slider(page, 1, 1)  # one arrow press: an input and a release
         expect(code_line(page)).to_contain_text(f"z = [+0.00, +{0.05 * (k + 1):.2f}", timeout=STEP_TIMEOUT)
         wait_idle(page)
     frames = [n for t, n in page.ws_received if t >= start]
-    assert biggest > 100_000 and max(frames) < 20_000 and sum(frames) / 5 < 40_000, (biggest, frames)
+    assert sum(frames) < biggest / 4 and max(frames) < 20_000, (biggest, frames)
 
 
 def test_strips_follow_another_slider(page):
@@ -507,9 +506,10 @@ def test_a_bad_link_falls_back_with_a_notice(context, server):
         pg.close()
 
 
-def test_the_keep_panel_follows_the_studio_and_downloads_a_gif(page, shots):
-    """A release in the studio reruns the keep panel (it shows the current code), and "Download GIF"
-    gives a looping GIF with one frame per step, named after the model and the path."""
+def test_the_keep_panel_takes_the_studios_code_and_downloads_a_gif(page, shots):
+    """After a release, the keep panel's Refresh takes the studio's new code (a release alone reruns
+    only the studio), and "Download GIF" gives a looping GIF with one frame per step, named after
+    the model and the path."""
     from PIL import Image
 
     strip = image_with_caption(page, "10 frames from the current code to ")
@@ -518,6 +518,10 @@ def test_the_keep_panel_follows_the_studio_and_downloads_a_gif(page, shots):
     before = strip.locator("img").get_attribute("src")
     move_slider(page, 1, 6)
     expect(code_line(page)).to_contain_text("Code from sliders", timeout=STEP_TIMEOUT)
+    wait_idle(page)
+    refresh = page.get_by_role("button", name="Refresh", exact=True)
+    refresh.scroll_into_view_if_needed()
+    refresh.click()
     page.wait_for_function(
         """src => [...document.querySelectorAll("[data-testid='stImage']")].some(e =>
              e.innerText.includes('10 frames from the current code') && e.querySelector('img').src !== src)""",
