@@ -28,6 +28,7 @@ MAX_CODE_FILE_BYTES = 100_000
 CODE_FILE_SOURCE = "the code file"
 CODE_ERROR_KEY = "_code_file_error"
 KL_ORDER_NOTE = "rows by KL, largest first"
+VIEWS = ("Interpolate", "Traversal grid", "Code (JSON)")
 LOADED_KEY = "_keep_loaded"  # set by a load callback: the next panel run reruns the whole app
 FULL_RUN_KEY = "_in_full_run"  # True while the whole page runs (set by the page), False in fragment runs
 
@@ -97,7 +98,9 @@ def interpolation_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, draw
     images = codes.decode_pixels(m.model, path.codes)
     spacing = studio.spacing(m, m.sha256)
     plaus = [studio_view.plausibility(z, m.atlas.mu, spacing) for z in path.codes]
-    st.image(grids.tile(images, scale=3), caption=f"{steps} frames from {start} to {end} ({method}"
+    # Pictures go out at 1 pixel per MNIST pixel (small PNGs, fast reruns); the page scales them up
+    # with crisp pixels (image-rendering: pixelated, set by the page).
+    st.image(grids.tile(images, scale=1, gutter=1), width=len(images) * 85, caption=f"{steps} frames from {start} to {end} ({method}"
              + (f", {overshoot:g} overshoot each end" if overshoot else "") + "); below: where the path crosses a hole")
     st.plotly_chart(figures.path_figure(path.t, np.array([p.distance for p in plaus]), [p.verdict for p in plaus],
                                         spacing.p95, 3.0 * spacing.p99, interpolate.path_norms(path)),
@@ -137,7 +140,7 @@ def traversal_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing:
     grid = codes.decode_pixels(m.model, grids.traversal_codes(centre, order, offsets, sigma))
     gaps = [n_active] if 0 < n_active < len(order) else []
     inactive = [f"z{d}" for d in order[n_active:]]
-    st.image(grids.tile(grid, scale=2, row_gaps=gaps),
+    st.image(grids.tile(grid, scale=1, gutter=1, row_gaps=gaps), width=len(offsets) * 57,
              caption=f"Rows, top to bottom ({KL_ORDER_NOTE}): {', '.join(f'z{d}' for d in order[:n_active])}"
              + (f"; below the gap, inactive: {', '.join(inactive)}" if inactive else "")
              + f". Columns: {offsets[0]:+g} … {offsets[-1]:+g} {unit} around {name.split(':')[0]}.")
@@ -190,7 +193,7 @@ def code_file_ui(m: bundle.ExplorerModel) -> None:
 
 @st.fragment
 def keep_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: DigitAnalysis | None) -> None:
-    """The panel: three tabs and the PNG scale they share."""
+    """The panel: three views (one shown at a time) and the PNG scale they share."""
     if st.session_state.pop(LOADED_KEY, False) and not st.session_state.get(FULL_RUN_KEY):
         st.rerun()  # a frame or a code file was loaded: the studio, map and URL must follow
     st.subheader("Make and keep: interpolations, traversal grids, files")
@@ -201,10 +204,12 @@ def keep_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Digi
               "or change anything in this panel.")
     b.button("Refresh", key="btn_keep_refresh", help="Take the studio's current code")  # a click reruns the panel
     scale = st.select_slider("PNG scale (pixels per MNIST pixel)", [1, 2, 3, 4, 6, 8, 12, 16], 4, key="png_scale")
-    t1, t2, t3 = st.tabs(["Interpolate", "Traversal grid", "Code (JSON)"])
-    with t1:
+    # A switch, not st.tabs: tabs would compute all three views on every run, the switch only the one shown.
+    view = st.segmented_control("Make", VIEWS, default=VIEWS[0], required=True, key="keep_view",
+                                label_visibility="collapsed") or VIEWS[0]
+    if view == VIEWS[0]:
         interpolation_ui(m, upload, drawing, scale)
-    with t2:
+    elif view == VIEWS[1]:
         traversal_ui(m, upload, drawing, scale)
-    with t3:
+    else:
         code_file_ui(m)

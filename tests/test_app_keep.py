@@ -41,11 +41,15 @@ def image_captions(at: AppTest) -> list[str]:
     return [c for img in at.image for c in img.captions]
 
 
-def test_the_panel_offers_its_three_downloads(app):
-    labels = [b.proto.label for b in app.get("download_button")]
-    assert sorted(labels) == ["Download GIF", "Download PNG", "Download PNG", "Download code (JSON)"]
-    assert all(downloads(app).values())
-    assert [t.label for t in app.tabs] == ["Interpolate", "Traversal grid", "Code (JSON)"]
+def show(at: AppTest, view: str) -> AppTest:
+    return at.segmented_control(key="keep_view").set_value(view).run()
+
+
+def test_the_panel_offers_its_downloads_in_each_view(app):
+    assert app.segmented_control(key="keep_view").options == ["Interpolate", "Traversal grid", "Code (JSON)"]
+    assert sorted(downloads(app)) == ["Download GIF", "Download PNG"] and all(downloads(app).values())
+    assert list(downloads(show(app, "Traversal grid"))) == ["Download PNG"]
+    assert list(downloads(show(app, "Code (JSON)"))) == ["Download code (JSON)"]
 
 
 def tiny_model(tiny_models_dir):  # noqa: ANN201
@@ -82,6 +86,7 @@ def test_the_last_frame_is_the_end_code(app, tiny_models_dir):
 
 
 def test_the_traversal_grid_goes_around_a_clicked_digit_in_its_sigma(app, tiny_models_dir):
+    show(app, "Traversal grid")
     assert any(c.startswith("Rows, top to bottom (rows by KL") for c in image_captions(app))
     state.select_digit(app.session_state, 4, tiny_model(tiny_models_dir).atlas.mu)
     app.run()
@@ -92,19 +97,29 @@ def test_the_traversal_grid_goes_around_a_clicked_digit_in_its_sigma(app, tiny_m
 
 
 def test_the_code_file_shows_the_current_code(app):
+    show(app, "Code (JSON)")
     state.set_code(app.session_state, [0.5, -1.0, 0, 0, 0, 0, 0, 0], "a test")
     app.run()
-    shown = json.loads(app.code[0].value)
+    shown = code_file(app)
     assert shown["model"] == "default" and shown["z"][:2] == [0.5, -1.0] and shown["source"] == "a test"
 
 
+def code_file(at: AppTest) -> dict:
+    """The code file the panel offers (its Code view shown first)."""
+    if at.session_state["keep_view"] != "Code (JSON)":
+        show(at, "Code (JSON)")
+    return json.loads(at.code[0].value)
+
+
 def _paste_and_load(at: AppTest, text: str) -> AppTest:
+    if at.session_state["keep_view"] != "Code (JSON)":
+        show(at, "Code (JSON)")
     at.text_area(key="code_paste").input(text).run()
     return at.button(key="btn_load_code").click().run()
 
 
 def test_a_pasted_code_file_restores_the_view(app):
-    sha = json.loads(app.code[0].value)["checkpoint_sha256"]
+    sha = code_file(app)["checkpoint_sha256"]
     cf = exports.CodeFile("default", sha, (1.0, 0, 0, 0, 0, 0, 0, -2.0), "someone's slide", "PCA", 12)
     _paste_and_load(app, exports.code_json(cf))
     assert not app.exception and not app.error and not app.warning, [w.value for w in app.warning]
@@ -120,7 +135,7 @@ def test_a_code_file_of_another_model_switches_to_it(tmp_path, tiny_models_dir, 
         shutil.copy(tiny_models_dir / "default.atlas.npz", tmp_path / f"{stem}.atlas.npz")
     monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))
     at = opened(AppTest.from_file(APP, default_timeout=TIMEOUT))
-    sha = json.loads(at.code[0].value)["checkpoint_sha256"]
+    sha = code_file(at)["checkpoint_sha256"]
     _paste_and_load(at, exports.code_json(exports.CodeFile("other", sha, (0.5,) * 8, "x")))
     assert at.sidebar.selectbox[0].value == "other.pt" and code(at) == (0.5,) * 8 and not at.warning
 
@@ -130,7 +145,7 @@ def test_a_code_file_of_another_model_switches_to_it(tmp_path, tiny_models_dir, 
     ({"checkpoint_sha256": "ab" * 32}, "another version of default"),
 ])
 def test_a_stale_code_file_loads_with_a_notice(app, change, expected):
-    data = json.loads(app.code[0].value)
+    data = code_file(app)
     data.update(change)
     _paste_and_load(app, json.dumps(data))
     assert not app.error and len(app.warning) == 1 and expected in app.warning[0].value
@@ -152,7 +167,7 @@ def test_a_bad_code_file_gets_one_message_and_changes_nothing(app, text, expecte
 
 
 def test_an_uploaded_code_file_restores_the_code(app):
-    sha = json.loads(app.code[0].value)["checkpoint_sha256"]
+    sha = code_file(app)["checkpoint_sha256"]
     text = exports.code_json(exports.CodeFile("default", sha, (-1.5,) + (0.0,) * 7, "upload"))
     app.file_uploader(key="code_upload").set_value(("code.json", text.encode(), "application/json")).run()
     app.button(key="btn_load_code").click().run()
