@@ -16,6 +16,7 @@ from common.atlas_format import FORMAT_VERSION, load_atlas, save_atlas
 from common.dynamics_format import FIELDS, Dynamics, read_dynamics
 from common.paths import REPO_ROOT, atlas_path_for, dynamics_path_for
 from explorer import bundle
+from tests.test_atlas import rewrite
 
 Arrays = dict[str, np.ndarray]
 
@@ -117,15 +118,6 @@ def test_the_best_checkpoint_of_a_killed_run_gets_the_record_up_to_its_history(t
     dyn = load_atlas(atlas_path_for(best)).dynamics
     assert dyn is not None and dyn.epoch.tolist() == [h["epoch"] for h in history]
     assert read_dynamics(dynamics_path_for(best)).num_epochs == 3
-
-
-def rewrite(ckpt: Path, change: Callable[[Arrays], None]) -> None:
-    path = atlas_path_for(ckpt)
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    change(arrays)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
 
 
 def _set(key: str, fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[Arrays], None]:
