@@ -24,7 +24,6 @@ from explorer.analysis import DigitAnalysis
 
 CURRENT = "the current code"
 GIF_SCALE = 4  # pixels per MNIST pixel in the GIF (the PNG scale is chosen)
-MAX_CODE_FILE_BYTES = 100_000
 CODE_FILE_SOURCE = "the code file"
 CODE_ERROR_KEY = "_code_file_error"
 KL_ORDER_NOTE = "rows by KL, largest first"
@@ -156,9 +155,7 @@ def _take_code_file() -> None:
     text = st.session_state.get("code_paste", "")
     try:
         if f is not None:
-            data = f.getvalue()
-            if len(data) > MAX_CODE_FILE_BYTES:
-                raise exports.CodeFileError(f"The file is {len(data):,} bytes; a code file is under {MAX_CODE_FILE_BYTES:,}.")
+            data = f.getvalue()  # read_code_json refuses oversized files
         elif text.strip():
             data = text
         else:

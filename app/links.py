@@ -65,14 +65,16 @@ def apply_link_view(m: bundle.ExplorerModel) -> tuple[str, ...]:
         return ()
     st.session_state[LINK_READ_KEY] = True
     queued = st.session_state.pop(QUEUED_KEY, None)
-    params = queued.params if isinstance(queued, QueuedView) else _params()
-    source = queued.source if isinstance(queued, QueuedView) else "the link"
-    view = links.read_view(params, m.latent_dim, m.atlas.size, "link" if queued is None else "code file")
+    if not isinstance(queued, QueuedView):
+        queued = None
+    params = queued.params if queued else _params()
+    source = queued.source if queued else "the link"
+    view = links.read_view(params, m.latent_dim, m.atlas.size, "code file" if queued else "link")
     notices = list(view.notices)
-    if isinstance(queued, QueuedView) and links.MODEL in params and params[links.MODEL] != m.name:
+    if queued and links.MODEL in params and params[links.MODEL] != m.name:
         notices.append(f"{source.capitalize()} was made with model “{params[links.MODEL][:60]}”, which is not in the "
                        f"models folder; its code is shown on {m.name}.")
-    elif isinstance(queued, QueuedView) and queued.sha256 and queued.sha256 != m.sha256:
+    elif queued and queued.sha256 and queued.sha256 != m.sha256:
         notices.append(f"{source.capitalize()} was made with another version of {m.name} (checkpoint "
                        f"{queued.sha256[:12]}…, this one {m.sha256[:12]}…); its code is shown as it is.")
     if view.projection is not None:

@@ -11,6 +11,8 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from explorer.grids import tile
+
 # Ten distinguishable colours (Plotly's D3 palette), digit d gets DIGIT_COLOURS[d].
 DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -70,14 +72,11 @@ def upscale(image: np.ndarray, scale: int = 8) -> np.ndarray:
 
 def image_grid(images: np.ndarray, cols: int, scale: int = 3, gap: int = 2) -> np.ndarray:
     """images [n, 28, 28] in [0, 1] -> one uint8 picture of a cols-wide grid (gaps mid-grey)."""
-    n = len(images)
+    n = len(images)  # empty cells of a short last row stay grey
     rows = -(-n // cols)
-    cell = 28 * scale
-    out = np.full((rows * cell + (rows - 1) * gap, cols * cell + (cols - 1) * gap), 128, dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, c = divmod(i, cols)
-        out[r * (cell + gap): r * (cell + gap) + cell, c * (cell + gap): c * (cell + gap) + cell] = upscale(img, scale)
-    return out
+    cells = np.full((rows * cols, 28, 28), 128 / 255, dtype=np.float32)
+    cells[:n] = images
+    return tile(cells.reshape(rows, cols, 28, 28), scale=scale, gutter=gap, gutter_value=128)
 
 
 def _hex_rgb(colour: str) -> tuple[int, int, int]:
