@@ -13,6 +13,8 @@ allow_pickle=False), written by training.atlas and read by the app, which never 
   metrics_json ()             str: the evaluation of training.evaluate (JSON object)
   checkpoint_json ()          str: model config, train config, stages, best epoch (JSON object)
   w__<name>                   float32 weights of the model by state_dict name (the app runs them in NumPy)
+  test_index [N] int32        optional (version 2): which digits of the test set the N rows are, in
+                              increasing order; absent, the atlas holds the whole test set in order
   dyn_<field>                 optional (version 2): the training dynamics, one array per field of
                               common.dynamics_format.Dynamics (per-epoch test statistics, snapshots);
                               an atlas without them (every version-1 file) loads with dynamics None
@@ -35,7 +37,8 @@ import numpy as np
 from common.dynamics_format import Dynamics, DynamicsError, validate_dynamics
 from common.fileio import atomic_write_bytes
 
-# Bump when the layout changes; load_atlas refuses versions it does not know. 2: optional dyn_ arrays.
+# Bump when the layout changes; load_atlas refuses versions it does not know. 2: optional dyn_ arrays
+# and test_index.
 FORMAT_VERSION = 2
 WEIGHT_PREFIX = "w__"
 DYNAMICS_PREFIX = "dyn_"
@@ -73,6 +76,9 @@ class Atlas:
     checkpoint: dict[str, Any] = field(default_factory=dict)  # model_config, train_config, stages, ...
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     dynamics: Dynamics | None = None  # how the model learnt (common.dynamics_format); None if not recorded
+    # [N] int32, increasing: the test-set index of each row, for an atlas of a subset of the test set
+    # (the beta sweep's keep 2,006 digits to stay small); None: row i is test digit i of all N.
+    test_index: np.ndarray | None = None
     format_version: int = FORMAT_VERSION  # of the file it was read from
 
     @property
@@ -94,6 +100,13 @@ class Atlas:
         """bool [D]: unit u is active if Cov_x(E_q[z_u]) > 0.01 (Burda et al. 2015)."""
         return self.mu_variance > 0.01
 
+    def rows_of(self, test_indices: np.ndarray) -> np.ndarray:
+        """int [K]: the atlas row holding each test-set index in test_indices [K], -1 where none does."""
+        wanted = np.asarray(test_indices, dtype=np.int64)
+        index = np.arange(self.size) if self.test_index is None else self.test_index.astype(np.int64)
+        pos = np.clip(np.searchsorted(index, wanted), 0, len(index) - 1)
+        return np.where(index[pos] == wanted, pos, -1)
+
 
 def save_atlas(path: str | Path, atlas: Atlas) -> None:
     """Validate, then write atomically as a compressed npz (an old file stays whole if this fails)."""
@@ -105,6 +118,8 @@ def save_atlas(path: str | Path, atlas: Atlas) -> None:
     arrays["metrics_json"] = np.asarray(json.dumps(atlas.metrics))
     arrays["checkpoint_json"] = np.asarray(json.dumps(atlas.checkpoint))
     arrays.update({WEIGHT_PREFIX + k: v for k, v in atlas.weights.items()})
+    if atlas.test_index is not None:
+        arrays["test_index"] = atlas.test_index
     if atlas.dynamics is not None:
         arrays.update(atlas.dynamics.to_arrays(DYNAMICS_PREFIX))
     atomic_write_bytes(path, lambda f: np.savez_compressed(f, **arrays))
@@ -154,7 +169,7 @@ def read_atlas_file(path: str | Path) -> Atlas:
             raise AtlasError(f"training dynamics {e}") from e
     return Atlas(**{k: raw[k] for k in ARRAY_KEYS}, checkpoint_sha256=texts["checkpoint_sha256"],
                  metrics=documents["metrics_json"], checkpoint=documents["checkpoint_json"], weights=weights,
-                 dynamics=dynamics, format_version=version)
+                 dynamics=dynamics, test_index=raw.get("test_index"), format_version=version)
 
 
 def load_atlas(path: str | Path) -> Atlas:
@@ -212,9 +227,19 @@ def validate(atlas: Atlas) -> None:
             raise AtlasError(f"weight {name} is not a float array")
         if not np.isfinite(w).all():
             raise AtlasError(f"weight {name} holds NaN or infinite values")
+    if atlas.test_index is not None:
+        _check(atlas.test_index, "test_index", (n,), "iu")
+        if atlas.test_index[0] < 0 or (np.diff(atlas.test_index.astype(np.int64)) <= 0).any():
+            raise AtlasError("test_index must be increasing test-set indices >= 0")
     if atlas.dynamics is not None:
+        dyn = atlas.dynamics
         try:
-            validate_dynamics(atlas.dynamics, latent_dim=d, test_size=n)
+            validate_dynamics(dyn, latent_dim=d, test_size=n if atlas.test_index is None else None)
         except DynamicsError as e:
             raise AtlasError(f"training dynamics: {e}") from e
+        if atlas.test_index is not None:
+            if atlas.test_index[-1] >= dyn.test_size:
+                raise AtlasError(f"test_index goes past the {dyn.test_size} digits the training dynamics index")
+            if (atlas.rows_of(dyn.code_index) < 0).any() or (atlas.rows_of(dyn.recon_index) < 0).any():
+                raise AtlasError("the atlas lacks test digits its training dynamics follow")
 

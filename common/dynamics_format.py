@@ -60,7 +60,7 @@ class Dynamics:
     snapshot_prior: np.ndarray  # [S, P, 784] uint8: pixel means sigmoid(decode(prior_z)) x 255
     recon_index: np.ndarray  # [R] int32: test-set indices of the reconstructed digits (the first 8)
     snapshot_recon: np.ndarray  # [S, R, 784] uint8: pixel means of decode(mu) of those digits x 255
-    test_size: int  # N: the test set code_index and recon_index point into (Atlas.size when in an atlas)
+    test_size: int  # N: the whole test set code_index and recon_index point into (also in an atlas of a subset)
 
     @property
     def num_epochs(self) -> int:

@@ -173,3 +173,51 @@ def test_atlases_without_dynamics_still_load(tiny_models_dir, exported, tiny_mni
     assert bundle.load_explorer_model(exported).atlas.dynamics is None
     with np.load(atlas_path_for(exported), allow_pickle=False) as z:
         assert not [k for k in z.files if k.startswith("dyn_")] and int(z["format_version"]) == 2
+
+
+def test_a_subset_atlas_keeps_the_followed_digits_and_evaluates_all(tmp_path, tiny_tensors, tiny_mnist, one_torch_thread):
+    """--atlas-subset (the beta sweep's small atlases): the atlas holds only the digits the dynamics follow,
+    in test-set order, with their test-set indices; the metrics still cover the whole test set, and
+    export keeps the checkpoint's choice unless told otherwise."""
+    from training.dynamics import followed_digits
+
+    root, md5 = tiny_mnist
+    ckpt = train_tiny(tmp_path / "run", tiny_tensors, atlas_subset=True).best_path
+    assert export(ckpt, md5, root=root) == 0
+    atlas = bundle.load_explorer_model(ckpt).atlas
+    kept = followed_digits(64)
+    assert kept.tolist() == [*range(8), *range(10, 61, 5)]
+    assert atlas.size == len(kept) and atlas.test_index.tolist() == kept.tolist()
+    te_x = tiny_tensors[2]
+    np.testing.assert_array_equal(atlas.images, np.rint(te_x[kept].numpy() * 255).astype(np.uint8))
+    assert atlas.labels.tolist() == tiny_tensors[3][kept].tolist()
+    dyn = atlas.dynamics
+    assert dyn is not None and dyn.test_size == 64
+    rows = atlas.rows_of(dyn.code_index)
+    assert (rows >= 0).all() and atlas.test_index[rows].tolist() == dyn.code_index.tolist()
+    assert atlas.rows_of(np.array([9, 11])).tolist() == [-1, -1]
+    full_ckpt = train_tiny(tmp_path / "full", tiny_tensors).best_path
+    assert export(full_ckpt, md5, root=root) == 0
+    full = load_atlas(atlas_path_for(full_ckpt))
+    assert full.size == 64 and full.test_index is None
+    # same weights (atlas_subset does not change training), so the same whole-test-set figures
+    assert atlas.metrics["kl"] == pytest.approx(full.metrics["kl"], rel=1e-5)
+    assert export(ckpt, md5, "--no-subset", root=root) == 0
+    assert load_atlas(atlas_path_for(ckpt)).size == 64
+
+
+def test_a_subset_atlas_that_lacks_a_followed_digit_is_refused(tmp_path, tiny_tensors, tiny_mnist, one_torch_thread):
+    root, md5 = tiny_mnist
+    ckpt = train_tiny(tmp_path / "run", tiny_tensors, atlas_subset=True).best_path
+    assert export(ckpt, md5, root=root) == 0
+
+    def drop_digit_5(a: Arrays) -> None:
+        keep = a["test_index"] != 5
+        for key in ("mu", "logvar", "labels", "images", "pca", "tsne", "test_index"):
+            a[key] = a[key][keep]
+    rewrite(ckpt, drop_digit_5)
+    with pytest.raises(bundle.ModelUnavailableError, match="lacks test digits its training dynamics follow"):
+        bundle.load_explorer_model(ckpt)
+    rewrite(ckpt, _set("test_index", lambda x: x[::-1].copy()))
+    with pytest.raises(bundle.ModelUnavailableError, match="test_index must be increasing"):
+        bundle.load_explorer_model(ckpt)

@@ -20,7 +20,7 @@ from common.atlas_format import Atlas, AtlasError, Dynamics, read_atlas_file, sa
 from common.fileio import file_sha256
 from common.paths import atlas_path_for
 from training.checkpoint import model_from_checkpoint, read_checkpoint, stages_of
-from training.dynamics import read_checkpoint_dynamics
+from training.dynamics import followed_digits, read_checkpoint_dynamics
 from training.evaluate import evaluate
 from training.model import VAE
 from training.tsne import tsne_2d
@@ -93,21 +93,27 @@ def reusable_parts(path: str | Path, checkpoint_sha256: str) -> dict[str, Any]:
 def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoint_sha256: str,
                 iw_samples: int = 1000, progress: bool = True,
                 checkpoint_info: dict[str, Any] | None = None, reuse: dict[str, Any] | None = None,
-                dynamics: Dynamics | None = None) -> Atlas:
+                dynamics: Dynamics | None = None, keep: np.ndarray | None = None) -> Atlas:
     """The Atlas of `model` over images [N, 784] in [0, 1] with labels [N], carrying `dynamics`.
 
-    `reuse` may hold "tsne" and "metrics" from reusable_parts(), which are then not recomputed.
+    `keep` [K] (increasing indices into the N) makes an atlas of those digits only; the metrics
+    still evaluate all N. `reuse` may hold "tsne" and "metrics" from reusable_parts(), which are
+    then not recomputed.
     """
     say = print if progress else (lambda *_: None)
     reuse = reuse or {}
     model = model.eval()
+    all_images = images
+    if keep is not None:
+        images, labels = images[torch.from_numpy(keep).long()], labels[torch.from_numpy(keep).long()]
+        say(f"atlas: keeping {len(keep)} of the {len(all_images)} test digits")
     mu, logvar = encode_all(model, images)
     if "metrics" in reuse:
         metrics = reuse["metrics"]
         say("atlas: reusing the evaluation of the existing atlas (same checkpoint)")
     else:
         say(f"atlas: evaluating on {len(images)} test digits (IWAE k={iw_samples})")
-        metrics = evaluate(model, images, iw_samples=iw_samples, progress=progress)
+        metrics = evaluate(model, all_images, iw_samples=iw_samples, progress=progress)
     if "tsne" in reuse and len(reuse["tsne"]) == len(mu):
         tsne = reuse["tsne"]
         say("atlas: reusing the t-SNE of the existing atlas (same checkpoint)")
@@ -130,6 +136,7 @@ def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoi
         checkpoint=checkpoint_info or {"model_config": model.config.to_dict()},
         weights={k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()},
         dynamics=dynamics,
+        test_index=None if keep is None else np.asarray(keep, dtype=np.int32),
     )
 
 
@@ -151,9 +158,12 @@ def atlas_dynamics(checkpoint: str | Path, ckpt: dict[str, Any], test_size: int,
 
 
 def write_atlas_for(checkpoint: str | Path, images: torch.Tensor, labels: torch.Tensor,
-                    iw_samples: int = 1000, progress: bool = True, reuse: bool = False) -> Atlas:
-    """Build the atlas of `checkpoint`, save it as atlas_path_for(checkpoint) and return it. With
-    reuse, keep the t-SNE and metrics of an existing atlas of the same checkpoint bytes.
+                    iw_samples: int = 1000, progress: bool = True, reuse: bool = False,
+                    subset: bool | None = None) -> Atlas:
+    """Build the atlas of `checkpoint` over the test images [N, 784] and labels [N], save it as
+    atlas_path_for(checkpoint) and return it. With reuse, keep the t-SNE and metrics of an existing
+    atlas of the same checkpoint bytes. With subset (None: as the checkpoint was trained, its
+    --atlas-subset), keep only the digits the training dynamics follow (dynamics.followed_digits).
 
     The training dynamics come from the checkpoint's .dynamics.npz sidecar; without one (a fresh
     clone: sidecars are not committed) those of an existing atlas of the same checkpoint bytes are
@@ -167,7 +177,10 @@ def write_atlas_for(checkpoint: str | Path, images: torch.Tensor, labels: torch.
     parts = {k: v for k, v in old.items() if k != "dynamics"} if reuse else {}
     say = print if progress else (lambda *_: None)
     dynamics = atlas_dynamics(checkpoint, ckpt, len(images), old.get("dynamics"), say)
+    if subset is None:
+        subset = bool((ckpt.get("train_config") or {}).get("atlas_subset", False))
+    keep = followed_digits(len(images)) if subset else None
     atlas = build_atlas(model, images, labels, sha, iw_samples=iw_samples, progress=progress,
-                        checkpoint_info=checkpoint_summary(ckpt), reuse=parts, dynamics=dynamics)
+                        checkpoint_info=checkpoint_summary(ckpt), reuse=parts, dynamics=dynamics, keep=keep)
     save_atlas(path, atlas)
     return atlas

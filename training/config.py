@@ -48,6 +48,7 @@ class TrainConfig:
     force: bool = False  # replace an existing OUTPUT checkpoint (without it, a run never overwrites one)
     data_root: str = "data"  # MNIST lives (or is fetched to) DATA_ROOT/MNIST/raw
     atlas: bool = True  # write the latent atlas (incl. t-SNE) next to the best checkpoint at the end
+    atlas_subset: bool = False  # the atlas keeps only the test digits the training dynamics follow (2,006 of 10,000: every 5th and the first 8), to stay small; its metrics still cover every test digit
     dynamics: bool = True  # record the training dynamics (test statistics every epoch, snapshots at a dozen epochs) in OUTPUT's .dynamics.npz; the atlas carries them
     eval_iw_samples: int | None = None  # importance samples k for the final NLL stored with the atlas; default min(1000, 20 x EPOCHS), so the final evaluation costs about as much as training; 0 skips it
     progress: bool = True  # tqdm progress bars

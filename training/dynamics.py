@@ -70,11 +70,22 @@ class Probes:
     test_size: int  # N
 
 
+def probe_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(code_index [M], recon_index [R]) int32: the test digits of N whose codes and reconstructions
+    the snapshots follow."""
+    return np.arange(0, n, CODE_STRIDE, dtype=np.int32)[:MAX_CODES], np.arange(min(RECON_DIGITS, n), dtype=np.int32)
+
+
+def followed_digits(n: int) -> np.ndarray:
+    """int32 [K], increasing: every test digit of N the dynamics follow (the union of probe_indices);
+    what an atlas written with --atlas-subset keeps."""
+    return np.union1d(*probe_indices(n)).astype(np.int32)
+
+
 def make_probes(test_images: torch.Tensor, latent_dim: int) -> Probes:
     """Probes over grey-level test_images [N, 784] in [0, 1] (the atlas encodes these, not a binarisation)."""
     n = len(test_images)
-    code_index = np.arange(0, n, CODE_STRIDE, dtype=np.int32)[:MAX_CODES]
-    recon_index = np.arange(min(RECON_DIGITS, n), dtype=np.int32)
+    code_index, recon_index = probe_indices(n)
     # A private CPU generator: the prior draws are the same on every device, and the global RNG is untouched.
     g = torch.Generator(device="cpu").manual_seed(PRIOR_SEED)
     prior_z = torch.randn(PRIOR_DRAWS, latent_dim, generator=g)

@@ -1,4 +1,4 @@
-"""`python -m training.export CHECKPOINT [--iw-samples K] [--reuse]`: (re)write the latent atlas of a checkpoint.
+"""`python -m training.export CHECKPOINT [--iw-samples K] [--reuse] [--subset]`: (re)write the latent atlas of a checkpoint.
 
 The atlas is derived data: rewriting it is what this command is for (atomically; the old file stays
 whole if anything fails). The checkpoint itself is only read.
@@ -29,11 +29,15 @@ def main(argv: Sequence[str] | None = None, *, expected_md5: Mapping[str, str] =
     parser.add_argument("--data-root", default=str(DEFAULT_ROOT))
     parser.add_argument("--reuse", action="store_true",
                         help="keep the t-SNE and metrics of an existing atlas of the same checkpoint (skips minutes of work)")
+    parser.add_argument("--subset", action=argparse.BooleanOptionalAction, default=None,
+                        help="keep only the 2,006 test digits the training dynamics follow (default: as the checkpoint "
+                             "was trained, its --atlas-subset)")
     args = parser.parse_args(argv)
     try:
         read_checkpoint(args.checkpoint)  # a bad checkpoint fails before any data is touched
         images, labels = load_mnist(args.data_root, False, expected_md5, sources)
-        atlas = write_atlas_for(args.checkpoint, images, labels, iw_samples=args.iw_samples, reuse=args.reuse)
+        atlas = write_atlas_for(args.checkpoint, images, labels, iw_samples=args.iw_samples, reuse=args.reuse,
+                                subset=args.subset)
     except (CheckpointError, MnistUnavailableError, AtlasError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

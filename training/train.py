@@ -28,7 +28,7 @@ from training.model import VAE, ModelConfig
 
 # Train-config fields that may change on --resume without changing what is being trained.
 RESUMABLE_CHANGES = {"epochs", "resume", "force", "device", "progress", "atlas", "output", "data_root", "eval_iw_samples", "threads",
-                     "dynamics"}
+                     "dynamics", "atlas_subset"}
 
 
 class TrainingDiverged(RuntimeError):
