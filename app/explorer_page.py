@@ -214,9 +214,12 @@ def render() -> None:
     if not paths:
         st.error(f"No checkpoint in {bundle.models_dir()}. Train one with `python -m training`.")
         return
-    names = [p.name for p in paths]
-    notices = list(apply_link_model([p.stem for p in paths], names))
-    choice = st.sidebar.selectbox("Model", names, key="model_name", help="checkpoints in the models folder")
+    folder = bundle.models_dir()
+    ids = [bundle.checkpoint_name(p, folder) for p in paths]
+    names = [f"{i}.pt" for i in ids]  # "default.pt", "beta/beta-2.pt": a family shows under its folder
+    notices = list(apply_link_model(ids, names))
+    choice = st.sidebar.selectbox("Model", names, key="model_name", format_func=lambda n: n.replace("/", " / "),
+                                  help="checkpoints in the models folder; a subfolder is a family (beta/: the beta sweep)")
     path = paths[names.index(choice)]
     m = models.load_model_or_error(str(path), models.file_version(path))
     if isinstance(m, str):

@@ -47,7 +47,7 @@ def _params() -> dict[str, str]:
 
 
 def apply_link_model(stems: Sequence[str], options: Sequence[str]) -> tuple[str, ...]:
-    """Before the model picker is drawn: select the link's model (a checkpoint's stem, as
+    """Before the model picker is drawn: select the link's model (a bundle.checkpoint_name, as
     `ExplorerModel.name`; `options[i]` is the picker's entry for `stems[i]`); notices for a stale one."""
     if st.session_state.get(LINK_READ_KEY):
         return ()

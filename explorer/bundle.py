@@ -8,6 +8,7 @@ the checkpoint file is only hashed, to check the atlas belongs to it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ class ModelFacts:
 class ExplorerModel:
     """A loaded checkpoint: the VAE (NumPy), its atlas and the facts the sidebar shows. Read-only."""
 
-    name: str
+    name: str  # checkpoint_name: "default", "beta/beta-2"
     path: Path
     sha256: str
     model: NumpyVAE
@@ -74,13 +75,36 @@ def models_dir() -> Path:
     return Path(os.environ.get(MODELS_DIR_ENV) or MODELS_DIR)
 
 
+def _natural_key(text: str) -> tuple[Any, ...]:
+    """Numbers compare as numbers: beta-0.5 < beta-2 < beta-16."""
+    return tuple((0, float(part), "") if re.fullmatch(r"\d+(\.\d+)?", part) else (1, 0.0, part)
+                 for part in re.split(r"(\d+(?:\.\d+)?)", text) if part)
+
+
 def list_checkpoints(folder: str | Path) -> list[Path]:
-    """Best checkpoints (*.pt, not the *.last.pt resume files) in `folder`, the default one first."""
+    """Best checkpoints (*.pt, not the *.last.pt resume files) in `folder` and in its subfolders one
+    level down (a family of models, such as models/beta/): the default one first, then the others of
+    `folder`, then each subfolder's, in natural order (beta-0.5 before beta-2)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    paths = sorted(p for p in folder.glob("*.pt") if not p.name.endswith(".last.pt"))
-    return sorted(paths, key=lambda p: p.name != DEFAULT_CHECKPOINT.name)
+
+    def best(where: Path) -> list[Path]:
+        return sorted((p for p in where.glob("*.pt") if not p.name.endswith(".last.pt")), key=lambda p: _natural_key(p.name))
+
+    top = sorted(best(folder), key=lambda p: p.name != DEFAULT_CHECKPOINT.name)
+    families = sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+    return top + [p for d in families for p in best(d)]
+
+
+def checkpoint_name(path: str | Path, folder: str | Path | None = None) -> str:
+    """A checkpoint's name in links and pickers: its path under `folder` (default models_dir())
+    without ".pt", e.g. "default" or "beta/beta-2"; its stem if it lies elsewhere."""
+    path, folder = Path(path), Path(folder) if folder is not None else models_dir()
+    try:
+        return path.resolve().relative_to(folder.resolve()).with_suffix("").as_posix()
+    except ValueError:
+        return path.stem
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -149,4 +173,4 @@ def load_explorer_model(path: str | Path) -> ExplorerModel:
         model = NumpyVAE(atlas.model_config, atlas.weights)
     except ValueError as e:
         raise ModelUnavailableError(f"{atlas_file.name} holds no usable weights: {e}; {rebuild}") from e
-    return ExplorerModel(path.stem, path, sha, model, atlas, model_facts(atlas, model))
+    return ExplorerModel(checkpoint_name(path), path, sha, model, atlas, model_facts(atlas, model))

@@ -26,6 +26,21 @@ def test_list_checkpoints_skips_resume_files_and_puts_default_first(tmp_path):
     assert bundle.list_checkpoints(tmp_path / "missing") == []
 
 
+def test_list_checkpoints_lists_a_family_folder_after_the_top_level_in_natural_order(tmp_path):
+    beta = tmp_path / "beta"
+    beta.mkdir()
+    for name in ("beta-16.pt", "beta-2.pt", "beta-0.5.pt", "beta-2.last.pt"):
+        (beta / name).write_bytes(b"x")
+    for name in ("seed.pt", "default.pt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.pt").write_bytes(b"x")
+    paths = bundle.list_checkpoints(tmp_path)
+    assert [bundle.checkpoint_name(p, tmp_path) for p in paths] == [
+        "default", "seed", "beta/beta-0.5", "beta/beta-2", "beta/beta-16"]
+    assert bundle.checkpoint_name(tmp_path / "elsewhere" / "m.pt", beta) == "m"
+
+
 def test_load_explorer_model_facts(em):
     from explorer.numpy_vae import NumpyVAE
 

@@ -112,7 +112,7 @@ def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoi
         metrics = reuse["metrics"]
         say("atlas: reusing the evaluation of the existing atlas (same checkpoint)")
     else:
-        say(f"atlas: evaluating on {len(images)} test digits (IWAE k={iw_samples})")
+        say(f"atlas: evaluating on {len(all_images)} test digits (IWAE k={iw_samples})")
         metrics = evaluate(model, all_images, iw_samples=iw_samples, progress=progress)
     if "tsne" in reuse and len(reuse["tsne"]) == len(mu):
         tsne = reuse["tsne"]
