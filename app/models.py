@@ -26,7 +26,7 @@ def file_version(path: Path) -> tuple[int, int]:
     return mtime(path), mtime(atlas_path_for(path))
 
 
-@st.cache_resource(show_spinner="Loading the model and its latent atlas…", max_entries=8)
+@st.cache_resource(show_spinner="Loading the model and its latent atlas…", max_entries=12)
 def load_model_or_error(path: str, version: tuple[int, int]) -> bundle.ExplorerModel | str:
     """The model at `path`, or the message saying why it cannot be used.
 
