@@ -539,3 +539,84 @@ def test_the_keep_panel_takes_the_studios_code_and_downloads_a_gif(page, shots):
     with Image.open(path) as gif:
         assert gif.format == "GIF" and gif.n_frames == 10 and gif.info["loop"] == 0
     assert_healthy(page)
+
+
+# --- the tug-of-war page ---------------------------------------------------------------------
+
+# The plotly element whose figure has animation frames (the map over training), its slider's
+# active step and the epoch label it shows.
+TRAINING_MAP_JS = """() => {
+  const el = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .find(e => e._transitionData && e._transitionData._frames && e._transitionData._frames.length > 0);
+  if (!el || !el._fullLayout.sliders || !el._fullLayout.sliders.length) return null;
+  return {active: el._fullLayout.sliders[0].active, frames: el._transitionData._frames.length,
+          x0: el._fullData[0].x.length ? Number(el._fullData[0].x[0]) : null};
+}"""
+# Viewport position of the rate-distortion point of `name` (trace 0 carries model names in customdata).
+RD_POINT_JS = """name => {
+  const el = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .find(e => e._fullData && e._fullData[0] && Array.isArray(e._fullData[0].customdata)
+               && String(e._fullData[0].customdata[0]).startsWith('beta/'));
+  if (!el) return null;
+  const t = el._fullData[0], i = t.customdata.indexOf(name), box = el.getBoundingClientRect();
+  const xa = el._fullLayout.xaxis, ya = el._fullLayout.yaxis;
+  return i < 0 ? null : {x: box.x + xa._offset + xa.d2p(t.x[i]), y: box.y + ya._offset + ya.d2p(t.y[i])};
+}"""
+
+
+def test_the_tug_of_war_page_plays_training_and_opens_a_beta_in_the_explorer(context, shipped_server, shots):
+    """On the shipped models: a code set in the explorer's studio, then the app's navigation to the
+    second page; the map over training plays (its slider moves through the epochs and the codes
+    move); a real click on the beta = 8 point of the rate-distortion plot selects it; its link
+    opens the explorer on that model with the studio's code."""
+    pg = open_page(context, shipped_server.url)
+    try:
+        wait_rendered(pg)
+        move_slider(pg, 2, 12)
+        expect(code_line(pg)).to_contain_text("Code from sliders", timeout=STEP_TIMEOUT)
+        code = studio_values(pg)
+        assert code[2] == 0.6
+        pg.locator("[data-testid='stSidebarNav']").get_by_text("The tug of war").click()
+        pg.wait_for_url("**/tug-of-war", timeout=STEP_TIMEOUT)
+        expect(pg.get_by_text("1 · How the VAE learnt")).to_have_count(1, timeout=RENDER_TIMEOUT)
+        expect(pg.locator("[data-testid='stPlotlyChart']")).to_have_count(5, timeout=RENDER_TIMEOUT)
+        pg.wait_for_function(TRAINING_MAP_JS, timeout=RENDER_TIMEOUT)
+        wait_idle(pg)
+        before = pg.evaluate(TRAINING_MAP_JS)
+        assert before["active"] == 0 and before["frames"] >= 9
+        play = pg.locator(".updatemenu-button", has_text="play")
+        play.scroll_into_view_if_needed()
+        box = play.bounding_box()
+        pg.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        pg.wait_for_function(f"() => {{ const s = ({TRAINING_MAP_JS})(); return s && s.active >= 2 && s.x0 !== {before['x0']}; }}",
+                             timeout=STEP_TIMEOUT)
+        assert_healthy(pg)
+
+        pg.locator("text=2 · What beta does").scroll_into_view_if_needed()
+        expect(pg.get_by_text("β = 1", exact=True)).to_have_count(1, timeout=STEP_TIMEOUT)
+        point = pg.evaluate(RD_POINT_JS, "beta/beta-8")
+        assert point is not None
+        pg.mouse.click(point["x"], point["y"])
+        expect(pg.get_by_role("heading", name="β = 8")).to_have_count(1, timeout=STEP_TIMEOUT)
+        wait_idle(pg)
+        link = pg.get_by_role("link", name="Open β = 8 in the explorer", exact=False)
+        href = link.get_attribute("href")
+        assert "model=beta%2Fbeta-8" in href and "z=0%2C0%2C0.6%2C0%2C0%2C0%2C0%2C0" in href, href
+        assert_healthy(pg)
+        save_full_page(pg, shots / "tug_of_war.png")
+        if target := os.environ.get("TUG_SCREENSHOT"):  # how docs/tug_of_war.png is made (README)
+            save_full_page(pg, Path(target))
+        with context.expect_page() as opened:
+            link.click()
+        explorer = opened.value
+        explorer.page_errors = []
+        explorer.on("pageerror", lambda e: explorer.page_errors.append(str(e)))
+        try:
+            wait_rendered(explorer)
+            expect(explorer.locator("[data-testid='stSidebar']").get_by_text("beta / beta-8.pt")).to_have_count(1)
+            assert studio_values(explorer) == code
+            assert_healthy(explorer)
+        finally:
+            explorer.close()
+    finally:
+        pg.close()
