@@ -37,6 +37,11 @@ def _training_figures(_m: bundle.ExplorerModel, sha: str) -> tuple[go.Figure, go
             tug_figures.training_map_figure(_m.atlas, dyn))
 
 
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _beta_map(_m: bundle.ExplorerModel, sha: str) -> go.Figure:
+    return tug_figures.beta_map_figure(_m.atlas)
+
+
 def _warmup(m: bundle.ExplorerModel) -> float | None:
     """The first stage's KL warm-up in epochs if the atlas says (a one-stage model: its train config)."""
     stages = m.atlas.checkpoint.get("stages") or []
@@ -143,18 +148,18 @@ def sweep_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
     p, m = by_name[chosen], loaded[chosen]
     with right:
         st.subheader(f"β = {p.beta:g}")
-        cols = st.columns(4)
-        cols[0].metric("KL (rate)", f"{p.kl:.1f} nats")
-        cols[1].metric("reconstruction", f"{p.recon:.1f} nats")
-        cols[2].metric("active units", f"{p.active_units} of {p.latent_dim}")
-        cols[3].metric("mean σ", f"{p.mean_sigma:.2f}")
+        top, bottom = st.columns(2), st.columns(2)
+        top[0].metric("KL (rate)", f"{p.kl:.1f} nats")
+        top[1].metric("reconstruction", f"{p.recon:.1f} nats")
+        bottom[0].metric("active units", f"{p.active_units} of {p.latent_dim}")
+        bottom[1].metric("mean σ", f"{p.mean_sigma:.2f}")
         if p.nll is not None:
             st.caption(f"Test NLL {p.nll:.1f} nats (IWAE, k={p.iw_samples}); 10,000 test digits.")
         recon, prior = _digits(m)
         st.image(recon, caption="8 test digits (top) and their reconstructions", clamp=True)
         st.image(prior, caption="16 fixed prior draws z ~ N(0, I), decoded", clamp=True)
         st.link_button(f"Open β = {p.beta:g} in the explorer, with your current code", explorer_link(m))
-    st.plotly_chart(models.map_figure(m, m.sha256, "PCA", ()), key="tug_beta_map", config={"displayModeBar": False})
+    st.plotly_chart(_beta_map(m, m.sha256), key="tug_beta_map", config={"displayModeBar": False})
     st.caption(f"PCA of the {m.atlas.size:,} test digits this model's atlas keeps (every 5th of the test set). "
                "As beta grows the codes crowd toward the prior's centre and the classes blur together.")
 

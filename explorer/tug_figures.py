@@ -135,6 +135,19 @@ def training_map_figure(atlas: Atlas, dyn: Dynamics, height: int = 520) -> go.Fi
     return fig
 
 
+def beta_map_figure(atlas: Atlas, height: int = 460) -> go.Figure:
+    """PCA of a sweep member's (2,006) test codes, one SVG trace per digit: at this size SVG draws
+    faster than WebGL, whose start-up costs a software-rendered browser about a second."""
+    fig = go.Figure([go.Scatter(x=atlas.pca[atlas.labels == d, 0], y=atlas.pca[atlas.labels == d, 1], mode="markers",
+                                name=str(d), marker={"size": 4, "color": DIGIT_COLOURS[d], "opacity": 0.7},
+                                hovertemplate=f"digit {d}<extra></extra>") for d in range(10)])
+    fig.update_layout(height=height, margin=MARGIN, legend_title_text="digit", dragmode="pan",
+                      title={"text": f"PCA of the {atlas.size:,} encoded test digits (posterior means)", "font": {"size": 14}})
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False, scaleanchor="x")
+    return fig
+
+
 def rate_distortion_figure(sweep: Sequence[SweepPoint], marked: Sequence[tuple[str, SweepPoint]] = (),
                            selected: str | None = None, height: int = 420) -> go.Figure:
     """KL (rate) against reconstruction error (distortion), one point per beta joined in beta order;
