@@ -11,10 +11,10 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from app import models
 from explorer import bundle, links, state, tug, tug_figures
 from explorer.codes import decode_pixels
 from explorer.grids import tile
-from app import models
 
 SWEEP_FAMILY = "beta/"  # checkpoint_name prefix of the sweep (training.recipes.BETA_FOLDER)
 MODEL_KEY, BETA_KEY, CHART_KEY = "tug_model", "tug_beta", "tug_rd_chart"
@@ -81,15 +81,7 @@ def learning_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
 
 def _select_from_chart() -> None:
     """A click on the rate-distortion plot picks that beta (callbacks run before the page)."""
-    event = st.session_state.get(CHART_KEY)
-    try:
-        points = event["selection"]["points"]
-    except (KeyError, TypeError):
-        return
-    for p in points:
-        name = p.get("customdata") if isinstance(p, dict) else None
-        if isinstance(name, (list, tuple)):
-            name = name[0] if name else None
+    for name in state.selected_customdata(st.session_state.get(CHART_KEY)):
         if isinstance(name, str) and name.startswith(SWEEP_FAMILY):
             st.session_state[BETA_KEY] = name
             return

@@ -104,25 +104,34 @@ def take_release(state: MutableMapping[str, Any], value: Any, dim: int) -> bool:
     return True
 
 
-def selected_point(selection: Any) -> int | None:
-    """The test-set index of the first clicked point of a plotly selection, or None.
-
-    Colour-by-class makes one trace per class, so point indices are per trace; the row index
-    travels in customdata instead (a scalar or a one-element list, depending on plotly).
-    """
+def selected_customdata(selection: Any) -> list[Any]:
+    """The customdata of each clicked point of a plotly selection event, in order (points without
+    any are skipped). Plotly gives a scalar or a one-element list, depending on the trace."""
     try:
         points = selection["selection"]["points"]
     except (KeyError, TypeError):
-        return None
+        return []
+    found = []
     for p in points:
         cd = p.get("customdata") if isinstance(p, dict) else None
         if isinstance(cd, (list, tuple)):
             cd = cd[0] if cd else None
         if cd is not None:
-            try:
-                return int(cd)
-            except (TypeError, ValueError):
-                continue
+            found.append(cd)
+    return found
+
+
+def selected_point(selection: Any) -> int | None:
+    """The test-set index of the first clicked point of a plotly selection, or None.
+
+    Colour-by-class makes one trace per class, so point indices are per trace; the row index
+    travels in customdata instead.
+    """
+    for cd in selected_customdata(selection):
+        try:
+            return int(cd)
+        except (TypeError, ValueError):
+            continue
     return None
 
 

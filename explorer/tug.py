@@ -13,9 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from common.atlas_format import Atlas
-from common.dynamics_format import Dynamics
+from common.dynamics_format import ACTIVE_THRESHOLD, Dynamics
 
-COLLAPSED_KL = 0.05  # nats: a unit below this carries (almost) nothing; the decoder ignores it
+NEARLY_COLLAPSED_KL = 0.25  # nats: an active unit carrying less than this is pointed out as close to collapse
 
 
 @dataclass(frozen=True)
@@ -115,17 +115,23 @@ def training_story(dyn: Dynamics, stages: Sequence[dict[str, Any]] = (), warmup_
             f"reconstruction by {dr:+.1f} nats: " + (
                 "the tighter bound let the model use more information, the opposite of what extra KL pressure would do."
                 if dk > 0 and dr < 0 else "a small last adjustment."))
-    final_kl = dyn.kl_per_dim[last]
-    collapsed = [int(u) for u in np.flatnonzero(final_kl < COLLAPSED_KL)]
-    sigma = dyn.sigma_mean[last]
+    final_kl, sigma = dyn.kl_per_dim[last], dyn.sigma_mean[last]
+    # Collapsed = inactive, the criterion of the "active units" figure (the variance of the posterior
+    # means over the test set at most ACTIVE_THRESHOLD), so the sentence and the figure agree.
+    collapsed = [int(u) for u in np.flatnonzero(dyn.mu_variance[last] <= ACTIVE_THRESHOLD)]
+    alive = np.setdiff1d(np.arange(dyn.latent_dim), collapsed)
     if collapsed:
         names = ", ".join(f"z{u}" for u in collapsed)
         sentences.append(
-            f"{len(collapsed)} of {dyn.latent_dim} units collapsed to the prior ({names}: under {COLLAPSED_KL} nats, "
-            f"sigma near 1): KL won there, and the decoder ignores them; the others settled at sigma "
-            f"{np.delete(sigma, collapsed).min():.2f}-{np.delete(sigma, collapsed).max():.2f}.")
+            f"{len(collapsed)} of {dyn.latent_dim} units collapsed to the prior ({names}: the posterior mean no longer "
+            f"depends on the digit, sigma {sigma[collapsed].min():.2f}-{sigma[collapsed].max():.2f}): KL won there, "
+            f"and the decoder ignores them" + (f"; the others settled at sigma {sigma[alive].min():.2f}-"
+                                               f"{sigma[alive].max():.2f}." if len(alive) else "."))
     else:
+        weakest = int(np.argmin(final_kl))
+        close = (f"; z{weakest} carries only {final_kl[weakest]:.2f} nats and is close to collapse"
+                 if final_kl[weakest] < NEARLY_COLLAPSED_KL else ": here reconstruction won every unit")
         sentences.append(
-            f"No unit collapsed: all {dyn.latent_dim} carry between {final_kl.min():.1f} and {final_kl.max():.1f} nats, "
-            f"with mean sigma {sigma.min():.2f}-{sigma.max():.2f}: here reconstruction won every unit.")
+            f"No unit collapsed: all {dyn.latent_dim} stay active, carrying {final_kl.min():.2f}-{final_kl.max():.1f} nats "
+            f"with mean sigma {sigma.min():.2f}-{sigma.max():.2f}{close}.")
     return sentences

@@ -60,7 +60,15 @@ def test_kl_falls_and_reconstruction_error_rises_as_beta_grows(sweep):
 def test_active_units_do_not_increase_as_beta_grows(sweep):
     active = [p.active_units for p in sweep]
     assert all(b <= a for a, b in zip(active, active[1:])), active
-    assert active[0] == sweep[0].latent_dim and active[-1] < active[0]  # beta = 8 collapses units
+    assert active[0] == sweep[0].latent_dim
+
+
+def test_the_weakest_unit_gives_way_as_beta_grows():
+    """Beta squeezes every unit, the weakest most: at beta = 8 it carries a small fraction of what
+    it carries at beta = 0.25 (60 epochs do not collapse it outright: it stays active)."""
+    weakest = [float(load_atlas(atlas_path_for(FOLDER / f"beta-{b}.pt")).kl_per_dim.min()) for b in recipes.BETAS]
+    assert all(b < a + 0.05 for a, b in zip(weakest, weakest[1:])), weakest
+    assert weakest[-1] < 0.1 * weakest[0]
 
 
 def test_posterior_noise_grows_with_beta(sweep):
