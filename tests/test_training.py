@@ -18,7 +18,7 @@ from training.checkpoint import read_checkpoint, resume_path, save_checkpoint, s
 from training.config import TrainConfig, parse_args
 from training.loss import elbo_terms, gaussian_kl, iwae_nll, kl_weight_at, reconstruction_nll
 from training.model import PRESETS, VAE, ModelConfig
-from training.train import TrainingDiverged, make_optimizer, train
+from training.train import TrainingDiverged, make_optimizer, selection_score, train
 
 TINY = dict(encoder_hidden=(32,), decoder_hidden=(32,), latent_dim=4)
 
@@ -173,6 +173,22 @@ def test_train_writes_best_and_resume_checkpoints(tmp_path, tiny_tensors):
     model = load_vae(result.best_path)
     assert not model.training and next(model.parameters()).device.type == "cpu"
     assert TrainConfig.from_dict(best["train_config"]).epochs == 3
+
+
+def test_with_beta_the_best_checkpoint_is_chosen_by_the_beta_objective(tmp_path, tiny_tensors):
+    """recon + beta x KL, the objective once warm-up is over, picks the best epoch: not the -ELBO,
+    which at a large beta prefers the warm-up epochs, when the KL weight was still small."""
+    tr_x, _, te_x, _ = tiny_tensors
+    result = train(tiny_cfg(tmp_path, epochs=4, beta=8.0, warmup_epochs=2.0), tr_x, te_x, log=lambda s: None)
+    best = read_checkpoint(result.best_path)
+    objective = {h["epoch"]: h["test_recon"] + 8.0 * h["test_kl"] for h in best["history"]}
+    assert best["epoch"] == min(objective, key=objective.get)
+    assert best["best_test_neg_elbo"] == pytest.approx(min(objective.values()))
+    # the rule on an epoch where the two disagree: a warm-up epoch with a good -ELBO but much KL
+    warm, late = {"neg_elbo": 120.0, "recon": 100.0, "kl": 20.0}, {"neg_elbo": 130.0, "recon": 125.0, "kl": 5.0}
+    cfg8, cfg1 = tiny_cfg(tmp_path, beta=8.0), tiny_cfg(tmp_path)
+    assert selection_score(late, cfg8) == 165.0 < selection_score(warm, cfg8) == 260.0
+    assert selection_score(warm, cfg1) == 120.0 < selection_score(late, cfg1)
 
 
 def test_training_is_deterministic(tmp_path, tiny_tensors):

@@ -3,7 +3,8 @@
 A checkpoint is a dict of plain types and tensors:
   format_version, kind ("best" or "resume"), model_config, train_config, epoch, model_state,
   optimizer_state (resume files only: a best file has nothing to resume from and stays small),
-  history (list of per-epoch metric dicts), best_test_neg_elbo, data_md5, metrics (evaluation, may be {}),
+  history (list of per-epoch metric dicts), best_test_neg_elbo (the best test objective: -ELBO, recon + beta KL
+  when beta != 1, or the -IWAE bound), data_md5, metrics (evaluation, may be {}),
   ancestors (fine-tuned models only: one `stage_summary` per earlier training stage, oldest first).
 """
 

@@ -162,6 +162,14 @@ def config_differences(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
     return [k for k, v in saved.items() if k not in RESUMABLE_CHANGES and now.get(k) != v]
 
 
+def selection_score(test: dict[str, float], cfg: TrainConfig) -> float:
+    """The ELBO-trained run's score of an epoch from its test metrics (lower is better): the objective
+    once any warm-up is over, reconstruction + beta x KL, i.e. the -ELBO when beta = 1 (IWAE runs
+    score the IWAE bound instead). Not the -ELBO whatever beta: at beta = 8 that picked an epoch of
+    the warm-up, when the KL weight was still small (epoch 4 of 60 in the beta sweep)."""
+    return test["neg_elbo"] if cfg.beta == 1 else test["recon"] + cfg.beta * test["kl"]
+
+
 def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     now = cfg.to_dict()
     if diffs := config_differences(saved, cfg):
@@ -177,7 +185,7 @@ def train(
     on_step: Callable[[int, VAE], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Fit a VAE on train_images [N, 784] in [0, 1]; keep the checkpoint with the best test ELBO.
+    """Fit a VAE on train_images [N, 784] in [0, 1]; keep the checkpoint with the best test objective.
 
     Writes cfg.output (best, weights + history), its .last.pt twin (full state, for --resume) and,
     unless cfg.dynamics is off, its .dynamics.npz (training.dynamics) after every epoch, atomically.
@@ -235,9 +243,7 @@ def train(
             raise TrainingDiverged(f"test -ELBO became {test['neg_elbo']} after epoch {epoch}; last good checkpoints kept")
         row = {"epoch": epoch, **train_stats, "test_neg_elbo": test["neg_elbo"], "test_recon": test["recon"],
                "test_kl": test["kl"], "lr": optimizer.param_groups[0]["lr"]}
-        # Keep the best checkpoint by the test value of the objective being trained: the ELBO, or the
-        # IWAE bound with the same k (an IWAE-trained encoder trades ELBO for a tighter bound).
-        score = test["neg_elbo"]
+        score = selection_score(test, cfg)
         if cfg.iw_samples > 1:
             score = row[f"test_iwae_k{cfg.iw_samples}"] = iwae_metric(model, x_test, cfg.iw_samples, progress=False)
         if recorder is not None:
