@@ -14,7 +14,7 @@ import streamlit as st
 
 from app import keep_panel, models, studio
 from app.links import apply_link_model, apply_link_view, sync_url
-from explorer import bundle, codes, figures, projection, state
+from explorer import bundle, codes, figures, projection, state, tug
 from explorer.analysis import DigitAnalysis
 from explorer.preprocess import UnusableImageError
 
@@ -58,7 +58,9 @@ def _load_code(z: np.ndarray, source: str) -> None:
 def sidebar_ui(m: bundle.ExplorerModel) -> None:
     """The model's facts and the idea in a few sentences."""
     f = m.facts
-    st.sidebar.markdown(f"**{m.name}** · preset `{f.preset}` · {f.latent_dim}-d latent · {f.parameters:,} parameters")
+    beta = tug.beta_of(m.atlas)
+    weight = f" · β = {beta:g}" if beta is not None and beta != 1 else ""  # the sweep's members differ only in it
+    st.sidebar.markdown(f"**{m.name}** · preset `{f.preset}`{weight} · {f.latent_dim}-d latent · {f.parameters:,} parameters")
     st.sidebar.caption(f"encoder {'-'.join(map(str, f.encoder_sizes))}, decoder {'-'.join(map(str, f.decoder_sizes))}")
     if stages := bundle.describe_stages(f.stages):
         st.sidebar.caption(f"trained in {len(f.stages)} stages: {stages}")
