@@ -27,7 +27,8 @@ PAGE = "from app.tug_page import render\nrender()"
 def figure(at: AppTest, title_part: str) -> dict:
     """The page's plotly figure (JSON) whose title or subplot titles hold `title_part`."""
     for spec in (json.loads(e.proto.spec) for e in at.get("plotly_chart")):
-        text = json.dumps(spec.get("layout", {}).get("title", "")) + json.dumps(spec.get("layout", {}).get("annotations", []))
+        layout = spec.get("layout", {})
+        text = json.dumps([layout.get("title", ""), layout.get("annotations", [])], ensure_ascii=False)
         if title_part in text:
             return spec
     raise AssertionError(f"no figure titled {title_part!r}")
@@ -73,7 +74,7 @@ def test_every_recorded_model_can_be_shown(shipped):
         assert any(m.value.startswith("Over ") for m in at.markdown)
 
 
-def test_a_bigger_beta_shows_fewer_active_units_and_links_to_the_explorer(shipped):
+def test_a_bigger_beta_shows_less_information_more_noise_and_links_to_the_explorer(shipped):
     at = shipped
     slider = at.select_slider(key=tug_page.BETA_KEY)
     assert slider.value == "beta/beta-1" and len(slider.options) == 6
@@ -86,7 +87,8 @@ def test_a_bigger_beta_shows_fewer_active_units_and_links_to_the_explorer(shippe
     at.select_slider(key=tug_page.BETA_KEY).set_value("beta/beta-8").run()
     high = shown()
     assert not at.exception
-    assert int(high["active units"].split()[0]) < int(low["active units"].split()[0])
+    assert int(high["active units"].split()[0]) <= int(low["active units"].split()[0])
+    assert float(high["mean σ"]) > float(low["mean σ"])
     assert float(high["KL (rate)"].split()[0]) < float(low["KL (rate)"].split()[0])
     assert any(s.value == "β = 8" for s in at.subheader)
     at.session_state[state.CODE_KEY] = state.CodeState((0.5, -1.0, 0, 0, 0, 0, 0, 2.0), 1, "test", None)

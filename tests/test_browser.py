@@ -196,15 +196,16 @@ def wait_rendered(pg) -> None:
     wait_idle(pg)
 
 
-def save_full_page(page, path: Path) -> None:
+def save_full_page(page, path: Path, still=None) -> None:  # noqa: ANN001
     """Screenshot of the whole app. Streamlit scrolls inside <main> and the sidebar, not the
-    document, so full_page alone stops at the viewport: grow the viewport to their height first."""
+    document, so full_page alone stops at the viewport: grow the viewport to their height first.
+    `still(page)` waits for the page to be drawn again after that (default: the explorer's map)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     height = page.evaluate("""() => Math.max(document.documentElement.scrollHeight,
         ...[...document.querySelectorAll("[data-testid='stMain'], [data-testid='stSidebarContent']")].map(e => e.scrollHeight))""")
     size = page.viewport_size
     page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 8000)})
-    wait_map_still(page)  # the taller viewport relayouts the page; plotly redraws with it
+    (still or wait_map_still)(page)  # the taller viewport relayouts the page; plotly redraws with it
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)
 
@@ -552,6 +553,8 @@ TRAINING_MAP_JS = """() => {
   return {active: el._fullLayout.sliders[0].active, frames: el._transitionData._frames.length,
           x0: el._fullData[0].x.length ? Number(el._fullData[0].x[0]) : null};
 }"""
+TUG_DRAWN_JS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+  .every(p => p._fullLayout && p.querySelector('.main-svg'))"""
 # Viewport position of the rate-distortion point of `name` (trace 0 carries model names in customdata).
 RD_POINT_JS = """name => {
   const el = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
@@ -603,9 +606,10 @@ def test_the_tug_of_war_page_plays_training_and_opens_a_beta_in_the_explorer(con
         href = link.get_attribute("href")
         assert "model=beta%2Fbeta-8" in href and "z=0%2C0%2C0.6%2C0%2C0%2C0%2C0%2C0" in href, href
         assert_healthy(pg)
-        save_full_page(pg, shots / "tug_of_war.png")
+        drawn = lambda p: p.wait_for_function(TUG_DRAWN_JS, timeout=STEP_TIMEOUT)  # noqa: E731
+        save_full_page(pg, shots / "tug_of_war.png", drawn)
         if target := os.environ.get("TUG_SCREENSHOT"):  # how docs/tug_of_war.png is made (README)
-            save_full_page(pg, Path(target))
+            save_full_page(pg, Path(target), drawn)
         with context.expect_page() as opened:
             link.click()
         explorer = opened.value
@@ -613,7 +617,8 @@ def test_the_tug_of_war_page_plays_training_and_opens_a_beta_in_the_explorer(con
         explorer.on("pageerror", lambda e: explorer.page_errors.append(str(e)))
         try:
             wait_rendered(explorer)
-            expect(explorer.locator("[data-testid='stSidebar']").get_by_text("beta / beta-8.pt")).to_have_count(1)
+            expect(explorer.locator("[data-testid='stSidebar']")).to_contain_text("beta/beta-8 · preset seed · β = 8",
+                                                                                  timeout=STEP_TIMEOUT)
             assert studio_values(explorer) == code
             assert_healthy(explorer)
         finally:
