@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import models
-from explorer import bundle, links, state, tug, tug_figures
+from explorer import bundle, figures, links, state, tug, tug_figures
 from explorer.codes import decode_pixels
 from explorer.grids import tile
 
@@ -39,7 +39,8 @@ def _training_figures(_m: bundle.ExplorerModel, sha: str) -> tuple[go.Figure, go
 
 @st.cache_resource(max_entries=24, show_spinner=False)
 def _beta_map(_m: bundle.ExplorerModel, sha: str) -> go.Figure:
-    return tug_figures.beta_map_figure(_m.atlas)
+    """A sweep member's PCA map (2,006 points), in SVG: the page draws sooner without WebGL's start-up."""
+    return figures.latent_map_figure(_m.atlas.pca, _m.atlas.labels, "PCA", height=460, webgl=False)
 
 
 def _warmup(m: bundle.ExplorerModel) -> float | None:

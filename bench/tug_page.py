@@ -61,8 +61,7 @@ def _from_explorer(context, url: str) -> float:  # noqa: ANN001
         link = page.locator("[data-testid='stSidebarNav']").get_by_text("The tug of war")
         t0 = time.perf_counter()
         link.click()
-        page.wait_for_function("() => !document.querySelector('[data-testid=stPlotlyChart] .main-svg') || "
-                               "location.pathname.endsWith('tug-of-war')", timeout=TIMEOUT_MS)
+        page.wait_for_url("**/tug-of-war", timeout=TIMEOUT_MS)
         return _drawn(page, t0)
     finally:
         page.close()

@@ -19,20 +19,26 @@ DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 
 
 def latent_map_figure(coords: np.ndarray, labels: np.ndarray, projection: str,
-                      markers: Sequence[tuple[str, np.ndarray, str]] = (), height: int = 560) -> go.Figure:
-    """Scatter of coords [N, 2] coloured by labels [N]; `markers` adds (name, xy [2], symbol) stars on top."""
+                      markers: Sequence[tuple[str, np.ndarray, str]] = (), height: int = 560,
+                      webgl: bool = True) -> go.Figure:
+    """Scatter of coords [N, 2] coloured by labels [N]; `markers` adds (name, xy [2], symbol) stars on top.
+
+    webgl=False draws SVG: for a couple of thousand points it draws sooner than WebGL, whose start-up
+    costs a software-rendered browser about a second.
+    """
+    scatter = go.Scattergl if webgl else go.Scatter
     traces: list = []
     index = np.arange(len(labels))
     for d in range(10):
         m = labels == d
-        traces.append(go.Scattergl(
+        traces.append(scatter(
             x=coords[m, 0], y=coords[m, 1], mode="markers", name=str(d),
             marker={"size": 4, "color": DIGIT_COLOURS[d], "opacity": 0.7},
             customdata=index[m], hovertemplate=f"digit {d}<br>test index %{{customdata}}<extra></extra>",
         ))
     for name, xy, symbol in markers:
         # WebGL traces are drawn on a canvas above the SVG layer: markers must be WebGL too to show.
-        traces.append(go.Scattergl(
+        traces.append(scatter(
             x=[float(xy[0])], y=[float(xy[1])], mode="markers", name=name, hoverinfo="name",
             marker={"size": 18, "symbol": symbol, "color": "black", "line": {"width": 2, "color": "white"}},
         ))

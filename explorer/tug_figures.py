@@ -77,7 +77,8 @@ def snapshot_images(atlas: Atlas, dyn: Dynamics, s: int) -> tuple[np.ndarray, np
     """(prior grid, reconstruction strip) of snapshot s as uint8 images: the P prior draws in rows of
     4; the R fixed test digits above their decodes at that epoch."""
     prior = dyn.snapshot_prior[s].reshape(-1, 28, 28) / 255.0
-    originals = atlas.images[atlas.rows_of(dyn.recon_index)].reshape(-1, 28, 28) / 255.0  # validate: all present
+    # load_atlas checked that the atlas holds every digit the record follows, so no row is -1
+    originals = atlas.images[atlas.rows_of(dyn.recon_index)].reshape(-1, 28, 28) / 255.0
     recons = dyn.snapshot_recon[s].reshape(-1, 28, 28) / 255.0
     prior_grid = tile(prior.reshape(-1, 4, 28, 28) if len(prior) % 4 == 0 else prior, scale=2)
     return prior_grid, tile(np.stack([originals, recons]), scale=2)
@@ -132,19 +133,6 @@ def training_map_figure(atlas: Atlas, dyn: Dynamics, height: int = 520) -> go.Fi
     for r in (1, 2):
         fig.update_xaxes(visible=False, row=r, col=2)
         fig.update_yaxes(visible=False, row=r, col=2)
-    return fig
-
-
-def beta_map_figure(atlas: Atlas, height: int = 460) -> go.Figure:
-    """PCA of a sweep member's (2,006) test codes, one SVG trace per digit: at this size SVG draws
-    faster than WebGL, whose start-up costs a software-rendered browser about a second."""
-    fig = go.Figure([go.Scatter(x=atlas.pca[atlas.labels == d, 0], y=atlas.pca[atlas.labels == d, 1], mode="markers",
-                                name=str(d), marker={"size": 4, "color": DIGIT_COLOURS[d], "opacity": 0.7},
-                                hovertemplate=f"digit {d}<extra></extra>") for d in range(10)])
-    fig.update_layout(height=height, margin=MARGIN, legend_title_text="digit", dragmode="pan",
-                      title={"text": f"PCA of the {atlas.size:,} encoded test digits (posterior means)", "font": {"size": 14}})
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False, scaleanchor="x")
     return fig
 
 
