@@ -21,6 +21,33 @@ from training.idx import write_idx_images, write_idx_labels
 
 
 REPO = Path(__file__).resolve().parent.parent
+SLOW_TIERS = ("browser", "server", "slow")  # registered in pytest.ini; plain `pytest` leaves them out
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--all", action="store_true", help="run every tier: fast, browser, server and slow tests")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Plain `pytest` runs the fast tier: tests marked browser, server or slow are deselected unless
+    --all is given or a -m expression chooses tiers itself."""
+    if config.getoption("--all") or config.getoption("-m"):
+        return
+    fast, slow = [], []
+    for item in items:
+        (slow if any(item.get_closest_marker(m) for m in SLOW_TIERS) else fast).append(item)
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = fast
+        config._slow_tiers_left_out = len(slow)  # read by pytest_terminal_summary
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # noqa: ANN001
+    left = getattr(config, "_slow_tiers_left_out", 0)
+    if left:
+        terminalreporter.write_line(
+            f"fast tier only: {left} browser/server/slow tests not run; `pytest --all` runs everything"
+        )
 USER_FOLDERS = ("data", "models", "artifacts")
 
 
