@@ -9,18 +9,22 @@ is the page (st.navigation calls it); importing this module runs nothing.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
 from app import keep_panel, models, studio
 from app.links import apply_link_model, apply_link_view, sync_url
 from explorer import bundle, codes, figures, projection, state, tug
+from explorer import studio as studio_view
 from explorer.analysis import DigitAnalysis
 from explorer.preprocess import UnusableImageError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp"]
 UPLOAD_LIMIT_MB = 20  # also enforced by the server (.streamlit/config.toml server.maxUploadSize)
 NOISE_SAMPLES = 15
+NOISE_SCALES = (1, 2, 3, 4, 5)  # the learner multiplies sigma to watch the digit dissolve
 NEAREST_SHOWN = 8
 UPLOAD_SOURCE = "your upload"
 
@@ -49,6 +53,10 @@ def _random_class(m: bundle.ExplorerModel) -> None:
     state.set_code(st.session_state, codes.sample_class(mean, cov, np.random.default_rng()), f"a random {digit}")
 
 
+def _on_map_select(m: bundle.ExplorerModel) -> None:
+    state.on_map_select(st.session_state, m.atlas.mu, test_index=m.atlas.test_index)
+
+
 def _load_code(z: np.ndarray, source: str) -> None:
     state.set_code(st.session_state, z, source)
 
@@ -65,10 +73,19 @@ def sidebar_ui(m: bundle.ExplorerModel) -> None:
     if stages := bundle.describe_stages(f.stages):
         st.sidebar.caption(f"trained in {len(f.stages)} stages: {stages}")
     a, b = st.sidebar.columns(2)
-    a.metric("test −ELBO", _number(f.test_neg_elbo), help="nats, dynamically binarised MNIST test set")
-    b.metric("test NLL", _number(f.test_nll), help=f"importance-weighted estimate (IWAE bound, k={f.iw_samples} samples), nats")
+    a.metric("test −ELBO", _number(f.test_neg_elbo),
+             help="How badly the model explains an average test digit, in nats (lower is better): its "
+                  "reconstruction error plus what the code costs (KL). Scored on black-and-white test digits, "
+                  "each pixel drawn black or white at random with its grey level as the chance, redrawn every "
+                  "pass (\"dynamically binarised\"). Formula: −ELBO = E_q[−log p(x|z)] + KL(q(z|x) ‖ N(0, I)).")
+    b.metric("test NLL", _number(f.test_nll),
+             help="A closer estimate of the same quantity, −log p(x) in nats, from "
+                  f"{f.iw_samples or 'many'} noisy codes per digit weighed by how likely each is "
+                  "(importance sampling; the IWAE bound).")
     a.metric("active units", f"{f.active_units} / {f.latent_dim}" if f.active_units is not None else "–",
-             help="unit u is active if Cov_x(E_q[z_u]) > 0.01 (Burda et al. 2015)")
+             help="How many of the code's numbers the model actually uses: a unit is active when its value "
+                  "changes from one test digit to another; an inactive one is the same for every digit and "
+                  "carries nothing. Formula: unit u is active if Cov_x(E_q[z_u]) > 0.01 (Burda et al. 2015).")
     b.metric("epochs", f"{f.epochs_total}" if f.epochs_total is not None else "–",
              help=f"the weights are those of epoch {f.best_epoch} of the last stage, the best on the test objective of that stage")
     with st.sidebar.expander("The idea: noise vs. reconstruction", expanded=True):
@@ -83,14 +100,17 @@ def _number(value: float | None) -> str:
 def code_ui(m: bundle.ExplorerModel, proj: str) -> None:
     """The buttons, the live studio and what the server makes of the current code.
 
-    A fragment: a release or a button reruns only this (and the URL), not the map or the panels,
-    none of which depend on the code (the keep panel takes it on its own next run)."""
+    A fragment: a release or a button reruns only this (and the URL), not the map or the panels.
+    The keep panel, the one other part that shows the code, follows each release by itself
+    (app/keep_panel.py)."""
     dim = m.latent_dim
-    b1, b2, b3, b4 = st.columns([1, 1.2, 0.55, 1.3], vertical_alignment="bottom")
+    state.on_model(st.session_state, m.name, dim)  # stamps a code a button wrote in this run
+    b1, b2, b3, b4 = st.columns([1, 1.2, 0.6, 1.3], vertical_alignment="bottom")
     b1.button("Reset to 0", on_click=_reset, args=(dim,), key="btn_reset", width="stretch")
     b2.button("Random from prior", on_click=_random_prior, args=(dim,), key="btn_prior", width="stretch",
               help="z ~ N(0, I): what the decoder makes of a typical prior draw")
-    b3.selectbox("digit", list(range(10)), key="class_digit", label_visibility="collapsed")
+    b3.selectbox("Digit", list(range(10)), key="class_digit",
+                 help="The digit “Random of this digit” draws a code of")
     b4.button("Random of this digit", on_click=_random_class, args=(m,), key="btn_class", width="stretch",
               help="z from a Gaussian fitted to the posterior means of that digit's test images")
     studio.studio_ui(m, proj)
@@ -98,12 +118,19 @@ def code_ui(m: bundle.ExplorerModel, proj: str) -> None:
     z = cs.array()
     p = studio.code_summary(m, z)
     nearest, _ = projection.nearest(z, m.atlas.mu, NEAREST_SHOWN)
-    st.caption(f"Code from **{cs.source}**: z = [{', '.join(f'{v:+.2f}' for v in z)}] · nearest test digit: "
-               f"a {int(m.atlas.labels[p.nearest])} (#{p.nearest}), {p.distance:.2f} away → **{p.verdict}**")
+    number = state.digit_number(m.atlas.test_index, p.nearest)
+    st.caption(f"Code from **{cs.label()}**: z = [{', '.join(f'{v:+.2f}' for v in z)}] · nearest test digit: "
+               f"{state.a_digit(int(m.atlas.labels[p.nearest]))} (#{number}), {p.distance:.2f} away → **{p.verdict}**")
     st.image(figures.image_grid(m.atlas.images[nearest].reshape(-1, 28, 28) / 255.0, cols=len(nearest), scale=2),
              caption="the test digits that encode nearest to this code: "
              + ", ".join(str(int(m.atlas.labels[i])) for i in nearest))
     sync_url(m)
+
+
+def selected_row(m: bundle.ExplorerModel) -> int | None:
+    """The atlas row of the selected test digit (SELECTED_KEY holds its MNIST test index), or None."""
+    sel = st.session_state.get(state.SELECTED_KEY)
+    return None if sel is None else state.digit_row(m.atlas.test_index, m.atlas.size, sel)
 
 
 def map_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: DigitAnalysis | None) -> None:
@@ -111,37 +138,59 @@ def map_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Digit
                                 help="PCA: a linear view, exact for any code. t-SNE: neighbourhoods, computed once at training time.")
     proj = proj or "t-SNE"
     markers = []
-    sel = st.session_state.get(state.SELECTED_KEY)
-    if sel is not None:
-        markers.append(("clicked digit", tuple(map(float, projection.map_coords(m.atlas, proj)[sel])), "star"))
+    sel, row = st.session_state.get(state.SELECTED_KEY), selected_row(m)
+    if row is not None:
+        markers.append(("selected digit", tuple(map(float, projection.map_coords(m.atlas, proj)[row])), "star"))
     if upload is not None:
         markers.append((UPLOAD_SOURCE, tuple(map(float, projection.place(upload.mu, m.atlas, proj))), "diamond"))
     if drawing is not None:
         markers.append((studio.DRAWING_SOURCE, tuple(map(float, projection.place(drawing.mu, m.atlas, proj))), "square"))
     fig = models.map_figure(m, m.sha256, proj, tuple(markers))
-    st.plotly_chart(fig, key=state.MAP_KEY, on_select=lambda: state.on_map_select(st.session_state, m.atlas.mu),
-                    selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
-    st.caption("Click a point to load its code into the studio; click legend entries to hide or show digits.")
-    if sel is not None:
-        a, b, _ = st.columns([1, 1, 2])
-        a.image(figures.upscale(m.atlas.images[sel].reshape(28, 28) / 255.0, 4), caption=f"test #{sel} (a {m.atlas.labels[sel]})")
-        b.image(figures.upscale(codes.decode_pixels(m.model, m.atlas.mu[sel]), 4), caption="its reconstruction")
+    # The clicked digit and what the studio now shows sit beside the map, where the learner looks:
+    # the studio itself is ~800 px above, out of view.
+    chart, side = st.columns([4, 1], gap="small")
+    chart.plotly_chart(fig, key=state.MAP_KEY, on_select=functools.partial(_on_map_select, m),
+                       selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
+    chart.caption("Click a point to load its code into the studio; click legend entries to hide or show digits.")
+    with side:
+        if row is None:
+            st.caption("Click a digit on the map: it shows here, and its code goes to the studio.")
+            return
+        label = state.a_digit(int(m.atlas.labels[row]))
+        st.image(figures.upscale(m.atlas.images[row].reshape(28, 28) / 255.0, 4), caption=f"test #{sel} ({label})")
+        st.image(figures.upscale(codes.decode_pixels(m.model, m.atlas.mu[row]), 4),
+                 caption="its reconstruction, the decode of its code")
+        cs = state.current(st.session_state, m.latent_dim)
+        if cs.digit == sel and not cs.carried_from:
+            st.caption(f"The studio ↑ holds this code now (test digit #{sel}).")
 
 
 def analysis_ui(m: bundle.ExplorerModel, result: DigitAnalysis, what: str, key: str) -> None:
     """What the encoder made of an image: normalised, reconstruction, mu ± sigma, ELBO, neighbours."""
-    c1, c2 = st.columns(2)
-    c1.image(figures.upscale(result.image, 4), caption="normalised like MNIST (28×28)")
-    c2.image(figures.upscale(result.recon, 4), caption="reconstruction from mu")
-    st.plotly_chart(figures.posterior_figure(result.mu, result.sigma, m.atlas.kl_per_dim, height=240), key=f"{key}_posterior")
+    # Both pictures at the same fixed width (4 screen pixels per MNIST pixel), side by side.
+    c1, c2, _ = st.columns([1, 1, 0.4])
+    c1.image(figures.upscale(result.image, 4), caption="normalised like MNIST (28×28)", width=112)
+    c2.image(figures.upscale(result.recon, 4), caption="reconstruction from mu", width=112)
+    order = studio_view.kl_order(m.atlas.kl_per_dim, m.atlas.active)  # the studio's order
+    st.plotly_chart(figures.posterior_figure(result.mu, result.sigma, m.atlas.kl_per_dim, height=240, order=order),
+                    key=f"{key}_posterior")
     e = result.elbo
+    # Units in the labels and short values: a "103.9 nats" value was cut to "103.9..." in a narrow column.
     k1, k2, k3 = st.columns(3)
-    k1.metric("−ELBO", f"{e.neg_elbo:.1f} nats")
-    k2.metric("reconstruction", f"{e.recon:.1f} nats", help="Bernoulli cross-entropy of the grey levels, mean over 64 draws of z ~ q(z|x)")
-    k3.metric("KL to N(0, I)", f"{e.kl:.1f} nats", help="what the code costs: how far q(z|x) is from the prior")
+    k1.metric("−ELBO (nats)", f"{e.neg_elbo:.1f}", help="reconstruction + KL: how badly the model explains this digit")
+    k2.metric("reconstruction", f"{e.recon:.1f}", help="nats. Bernoulli cross-entropy of the grey levels, mean over 64 draws of z ~ q(z|x)")
+    k3.metric("KL to prior", f"{e.kl:.1f}", help="nats. What the code costs: how far q(z|x) is from the prior N(0, I)")
     nb = result.neighbours
     st.image(figures.image_grid(m.atlas.images[nb].reshape(-1, 28, 28) / 255.0, cols=len(nb), scale=2),
              caption=f"nearest test digits to {what} in latent space: " + ", ".join(str(int(m.atlas.labels[i])) for i in nb))
+
+
+def drawing_analysis(m: bundle.ExplorerModel) -> DigitAnalysis | None:
+    """The last drawing as the model the page shows encodes it (it may have been drawn on another)."""
+    drawing = st.session_state.get(studio.DRAWING_KEY)
+    if not isinstance(drawing, studio.Drawing) or drawing.analysis is None:
+        return None
+    return models.analyse_image(m, m.sha256, np.ascontiguousarray(drawing.analysis.image, dtype=np.float32).tobytes())
 
 
 def draw_ui(m: bundle.ExplorerModel) -> DigitAnalysis | None:
@@ -154,8 +203,21 @@ def draw_ui(m: bundle.ExplorerModel) -> DigitAnalysis | None:
     if drawing.analysis is None:
         st.warning(f"Cannot use the drawing: {drawing.error}")
         return None
-    analysis_ui(m, drawing.analysis, "your drawing", "drawing")
-    return drawing.analysis
+    result = drawing_analysis(m)
+    analysis_ui(m, result, "your drawing", "drawing")
+    return result
+
+
+def upload_analysis(m: bundle.ExplorerModel) -> DigitAnalysis | None:
+    """The upload as the model the page shows encodes it, or None (no upload, or an unusable one:
+    upload_ui says why). Cached: the panel asks again without redoing the work."""
+    f = st.session_state.get("upload")
+    if f is None:
+        return None
+    try:
+        return models.analyse_upload(m, m.sha256, f.getvalue())
+    except Exception:  # noqa: BLE001 - upload_ui shows the message
+        return None
 
 
 def upload_ui(m: bundle.ExplorerModel) -> DigitAnalysis | None:
@@ -182,9 +244,9 @@ def upload_ui(m: bundle.ExplorerModel) -> DigitAnalysis | None:
 def noise_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: DigitAnalysis | None) -> None:
     st.subheader("Posterior noise: what the decoder sees during training")
     options: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    sel = st.session_state.get(state.SELECTED_KEY)
-    if sel is not None:
-        options[state.clicked_label(sel)] = (m.atlas.mu[sel], np.exp(0.5 * m.atlas.logvar[sel]))
+    sel, row = st.session_state.get(state.SELECTED_KEY), selected_row(m)
+    if row is not None:
+        options[state.clicked_label(sel)] = (m.atlas.mu[row], np.exp(0.5 * m.atlas.logvar[row]))
     for name, result in ((UPLOAD_SOURCE, upload), (studio.DRAWING_SOURCE, drawing)):
         if result is not None:
             options[name] = (result.mu, result.sigma)
@@ -195,17 +257,37 @@ def noise_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Dig
         st.session_state.pop(state.NOISE_KEY, None)  # a stale choice (e.g. the upload was removed)
     choice = st.radio("digit", list(options), horizontal=True, key=state.NOISE_KEY, label_visibility="collapsed")
     mu, sigma = options[choice]
+    times = st.select_slider("Noise: sigma times", NOISE_SCALES, value=1, key="noise_scale",
+                             format_func=lambda k: f"×{k}",
+                             help="×1 is the noise the decoder saw in training. Larger multiples show how far the "
+                                  "code can be pushed before the digit dissolves into another one.")
     a, b = st.columns([1, 4])
     a.image(figures.upscale(codes.decode_pixels(m.model, mu), 4), caption="decode of mu")
-    samples = codes.posterior_samples(m.model, mu, sigma, NOISE_SAMPLES, seed=0)
+    samples = codes.posterior_samples(m.model, mu, sigma * float(times), NOISE_SAMPLES, seed=0)
+    noise = "sigma" if times == 1 else f"{times} × sigma"
     b.image(figures.image_grid(samples, cols=5, scale=3),
-            caption=f"{NOISE_SAMPLES} decodes of z = mu + sigma·eps (mean sigma {float(sigma.mean()):.2f})")
+            caption=f"{NOISE_SAMPLES} decodes of z = mu + {noise} · eps (mean sigma {float(sigma.mean()):.2f}"
+                    + (f", ×{times}: {float(sigma.mean()) * times:.2f}" if times != 1 else "") + ")")
     st.markdown(
         "Each picture decodes a different draw z = mu + sigma·eps. **Sigma is learnt by the encoder**: the "
         "reconstruction term wants it small (every draw should decode to this digit), the KL term wants it "
         "close to 1 (every code should look like the prior). Where the draws still look alike, the decoder has "
         "learnt to tolerate the noise; where they turn into other digits, the KL term is winning."
     )
+
+
+def follow_model(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: DigitAnalysis | None) -> None:
+    """Make the code true for model m (explorer.state.on_model): after a switch, a test digit's, the
+    upload's or the drawing's code is encoded again by m; any other keeps its numbers, labelled
+    "carried over from" the model it was made on."""
+    a = m.atlas
+    sources = {name: r.mu for name, r in ((UPLOAD_SOURCE, upload), (studio.DRAWING_SOURCE, drawing)) if r is not None}
+
+    def digit_code(number: int) -> np.ndarray | None:
+        row = state.digit_row(a.test_index, a.size, number)
+        return None if row is None else a.mu[row]
+
+    state.on_model(st.session_state, m.name, m.latent_dim, sources, digit_code)
 
 
 def render() -> None:
@@ -228,10 +310,12 @@ def render() -> None:
         st.error(m)
         return
     sidebar_ui(m)
-    if st.session_state.get(state.SELECTED_KEY, 0) >= m.atlas.size:
-        del st.session_state[state.SELECTED_KEY]  # picked on another model's larger atlas
+    if st.session_state.get(state.SELECTED_KEY) is not None and selected_row(m) is None:
+        st.session_state.pop(state.SELECTED_KEY)  # a digit this model's atlas does not hold (a subset atlas)
     st.session_state.setdefault("projection", "t-SNE")  # clusters show at a glance; PCA is one click away
     notices += apply_link_view(m)
+    upload, drawing = upload_analysis(m), drawing_analysis(m)
+    follow_model(m, upload, drawing)
     # A session's first run holds the 10k-point map back until the studio has drawn its first digit
     # (the map costs the browser seconds of main thread; the studio is what a learner wants first).
     # The studio's signal, or any interaction, reruns the page with the map. Link notices are kept
@@ -255,10 +339,10 @@ def render() -> None:
     st.divider()
     left, right = st.columns([1.3, 1], gap="large")
     with right:
-        drawing = draw_ui(m)
+        draw_ui(m)
     with st.container():
         st.divider()
-        upload = upload_ui(m)
+        upload_ui(m)
     with left:
         if show_map:
             map_ui(m, upload, drawing)

@@ -5,13 +5,22 @@ grids, exports); this module picks their inputs from widgets and session state, 
 and offers the downloads. Loading a frame or a code file writes the one code (explorer.state).
 
 The panel is a fragment: its own widgets rerun only it (not the 10k-point map). What it loads
-changes the whole page, so those actions rerun the app. A studio release reruns only the studio's
-fragment, not this panel: following every release would rerun the whole page (measured: 160 ms
-instead of 45 ms on the server, 29 KB instead of 3 KB per release), so the panel says which code it
-used and takes the studio's current one on its next run (any of its widgets, or Refresh).
+changes the whole page, so those actions rerun the app.
+
+One truth: whatever the panel shows or offers about "the current code" is the studio's code at
+that moment. A studio release reruns only the studio's fragment; the panel follows by itself: a
+tiny invisible component in it (app/frontend/follow.js) hears the studio's release in the browser
+and reruns this fragment alone, carrying the released code (so the order in which the two reruns
+reach the server does not matter). It listens only while the panel shows something made from the
+current code. Downloads are made when clicked, from the code of that moment (explorer.state.LiveCode),
+so a click that beats the panel's rerun still gets the studio's code.
 """
 
 from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
@@ -30,6 +39,34 @@ KL_ORDER_NOTE = "rows by KL, largest first"
 VIEWS = ("Interpolate", "Traversal grid", "Code (JSON)")
 LOADED_KEY = "_keep_loaded"  # set by a load callback: the next panel run reruns the whole app
 FULL_RUN_KEY = "_in_full_run"  # True while the whole page runs (set by the page), False in fragment runs
+FOLLOW_KEY = "keep_follow"  # the follower component's key
+FOLLOW_JS = Path(__file__).parent / "frontend" / "follow.js"
+
+
+@functools.cache
+def _follower() -> Callable[..., Any]:
+    """The follower component (registered on first use, so importing runs nothing)."""
+    return st.components.v2.component("vae_follow", js=FOLLOW_JS.read_text(encoding="utf-8"))
+
+
+def _on_follow(dim: int) -> None:
+    """The studio released a code: take it (the studio's own trigger may not have been applied yet)."""
+    value = st.session_state.get(FOLLOW_KEY)
+    state.take_release(st.session_state, value.get("release") if isinstance(value, dict) else None, dim)
+
+
+def follow_studio(m: bundle.ExplorerModel, follow: bool) -> None:
+    """Mount the follower: while `follow`, each studio release reruns this panel with the new code."""
+    _follower()(key=FOLLOW_KEY, data={"follow": bool(follow)},
+                on_release_change=functools.partial(_on_follow, m.latent_dim))
+
+
+def _now(box: state.LiveCode, options: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
+    """`options` with the current code as it is now (a download's click), not as the panel last ran."""
+    cs = box.cs
+    if cs is None or len(cs.z) != dim:
+        return options
+    return {**options, CURRENT: cs.array()}
 
 
 def endpoint_codes(m: bundle.ExplorerModel, upload: DigitAnalysis | None,
@@ -38,8 +75,9 @@ def endpoint_codes(m: bundle.ExplorerModel, upload: DigitAnalysis | None,
     digit, the upload, the drawing and the ten class means (each float32 [D])."""
     options = {CURRENT: state.current_code(st.session_state, m.latent_dim)}
     sel = st.session_state.get(state.SELECTED_KEY)
-    if sel is not None:
-        options[f"test digit #{sel} (a {int(m.atlas.labels[sel])})"] = m.atlas.mu[sel]
+    row = None if sel is None else state.digit_row(m.atlas.test_index, m.atlas.size, sel)
+    if row is not None:
+        options[f"test digit #{sel} ({state.a_digit(int(m.atlas.labels[row]))})"] = m.atlas.mu[row]
     if upload is not None:
         options["your upload"] = upload.mu
     if drawing is not None:
@@ -55,8 +93,9 @@ def posterior_centres(m: bundle.ExplorerModel, upload: DigitAnalysis | None,
     latent units). The current code has no posterior; a digit's mu has its own sigma."""
     options: dict[str, tuple[np.ndarray, np.ndarray | None]] = {CURRENT: (state.current_code(st.session_state, m.latent_dim), None)}
     sel = st.session_state.get(state.SELECTED_KEY)
-    if sel is not None:
-        options[f"test digit #{sel}: its mu, in units of its sigma"] = (m.atlas.mu[sel], np.exp(0.5 * m.atlas.logvar[sel]))
+    row = None if sel is None else state.digit_row(m.atlas.test_index, m.atlas.size, sel)
+    if row is not None:
+        options[f"test digit #{sel}: its mu, in units of its sigma"] = (m.atlas.mu[row], np.exp(0.5 * m.atlas.logvar[row]))
     if upload is not None:
         options["your upload: its mu, in units of its sigma"] = (upload.mu, upload.sigma)
     if drawing is not None:
@@ -74,8 +113,23 @@ def _gif(images: np.ndarray, frame_ms: int, pingpong: bool) -> bytes:
     return exports.gif_bytes(np.stack([grids.tile(img[None], scale=GIF_SCALE) for img in images]), frame_ms, pingpong)
 
 
+def _path_images(m: bundle.ExplorerModel, options: dict[str, np.ndarray], start: str, end: str, steps: int,
+                 method: str, overshoot: float) -> np.ndarray:
+    """Decodes [S, 28, 28] of the path from options[start] to options[end]."""
+    return codes.decode_pixels(m.model, interpolate.interpolate(options[start], options[end], steps, method, overshoot).codes)
+
+
+def _load_frame(m: bundle.ExplorerModel, options: dict[str, np.ndarray], start: str, end: str, steps: int,
+                method: str, overshoot: float, frame: int) -> None:
+    """Load frame `frame` of the path as it runs now (from the current code, if it is an end)."""
+    now = _now(state.live(st.session_state), options, m.latent_dim)
+    path = interpolate.interpolate(now[start], now[end], steps, method, overshoot)
+    _load_code(path.codes[frame], f"frame {frame + 1} of {start} → {end}")
+
+
 def interpolation_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: DigitAnalysis | None,
-                     scale: int) -> None:
+                     scale: int) -> bool:
+    """The interpolation view; True if it shows something made from the current code."""
     options = endpoint_codes(m, upload, drawing)
     names = list(options)
     c1, c2, c3 = st.columns([1.2, 1.2, 1])
@@ -107,23 +161,28 @@ def interpolation_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, draw
     f1, f2 = st.columns([2, 1], vertical_alignment="bottom")
     frame = f1.select_slider("Frame", list(range(steps)), key="interp_frame",
                              format_func=lambda i: f"{i + 1} (t {path.t[i]:.2f}, {plaus[i].verdict})")
-    f2.button("Load this frame into the studio", key="btn_load_frame", on_click=_load_code,
-              args=(path.codes[frame], f"frame {frame + 1} of {start} → {end}"))
+    f2.button("Load this frame into the studio", key="btn_load_frame", on_click=_load_frame,
+              args=(m, options, start, end, steps, method, overshoot, frame))
     g1, g2, g3, g4 = st.columns([1.2, 1, 1, 1], vertical_alignment="bottom")
     frame_ms = g1.number_input("Frame time (ms)", 20, 2000, 120, 10, key="gif_ms")
     pingpong = g2.checkbox("Ping-pong", key="gif_pingpong", help="Play forward, then back")
     what = f"interpolation-{start}-to-{end}-{method}-{steps}"
-    # Files are made when a button is clicked (Streamlit calls the function then), not on every run.
-    g3.download_button("Download GIF", lambda: _gif(images, int(frame_ms), pingpong),
+    # Files are made when a button is clicked (Streamlit calls the function then, in a thread without
+    # the session), from the current code of that moment (the LiveCode box), not on every run.
+    box, dim = state.live(st.session_state), m.latent_dim
+    frames_now = lambda: _path_images(m, _now(box, options, dim), start, end, steps, method, overshoot)  # noqa: E731
+    g3.download_button("Download GIF", lambda: _gif(frames_now(), int(frame_ms), pingpong),
                        file_name=exports.export_name(m.name, what, "gif"), mime="image/gif", on_click="ignore",
                        key="dl_interp_gif", help=f"An animated GIF that loops, {GIF_SCALE}× pixels")
-    g4.download_button("Download PNG", lambda: exports.png_bytes(grids.tile(images, scale=scale)),
+    g4.download_button("Download PNG", lambda: exports.png_bytes(grids.tile(frames_now(), scale=scale)),
                        file_name=exports.export_name(m.name, f"{what}-x{scale}", "png"), mime="image/png",
                        on_click="ignore", key="dl_interp_png", help=f"The strip at {scale}× pixels")
+    return CURRENT in (start, end)
 
 
 def traversal_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: DigitAnalysis | None,
-                 scale: int) -> None:
+                 scale: int) -> bool:
+    """The traversal view; True if it is centred on the current code."""
     options = posterior_centres(m, upload, drawing)
     if st.session_state.get("grid_centre") not in options:
         st.session_state.pop("grid_centre", None)
@@ -144,8 +203,16 @@ def traversal_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing:
              + (f"; below the gap, inactive: {', '.join(inactive)}" if inactive else "")
              + f". Columns: {offsets[0]:+g} … {offsets[-1]:+g} {unit} around {name.split(':')[0]}.")
     what = f"traversal-{name.split(':')[0]}-pm{span:g}-{steps}x{len(order)}-x{scale}"
-    st.download_button("Download PNG", lambda: exports.png_bytes(grids.tile(grid, scale=scale, row_gaps=gaps)), file_name=exports.export_name(m.name, what, "png"),
+    box, dim = state.live(st.session_state), m.latent_dim
+
+    def grid_now() -> np.ndarray:  # at the click: around the current code of that moment
+        here = centre if name != CURRENT else _now(box, {CURRENT: centre}, dim)[CURRENT]
+        return codes.decode_pixels(m.model, grids.traversal_codes(here, order, offsets, sigma))
+
+    st.download_button("Download PNG", lambda: exports.png_bytes(grids.tile(grid_now(), scale=scale, row_gaps=gaps)),
+                       file_name=exports.export_name(m.name, what, "png"),
                        mime="image/png", on_click="ignore", key="dl_grid_png", help=f"The grid at {scale}× pixels")
+    return name == CURRENT
 
 
 def _take_code_file() -> None:
@@ -169,15 +236,24 @@ def _take_code_file() -> None:
     st.session_state[LOADED_KEY] = True
 
 
-def code_file_ui(m: bundle.ExplorerModel) -> None:
+def code_file_text(m: bundle.ExplorerModel, cs: state.CodeState, projection: str, digit: int | None) -> str:
+    """The code file (JSON text) of code state cs on model m, with the map projection and selected digit."""
+    return exports.code_json(exports.CodeFile(m.name, m.sha256, cs.z, cs.label()[:exports.MAX_SOURCE_CHARS],
+                                              projection, digit))
+
+
+def code_file_ui(m: bundle.ExplorerModel) -> bool:
+    """The code file view (always made from the current code: True)."""
     cs = state.current(st.session_state, m.latent_dim)
-    cf = exports.CodeFile(m.name, m.sha256, cs.z, cs.source, st.session_state.get("projection") or "t-SNE",
-                          st.session_state.get(state.SELECTED_KEY))
-    text = exports.code_json(cf)
+    projection, digit = st.session_state.get("projection") or "t-SNE", st.session_state.get(state.SELECTED_KEY)
+    box = state.live(st.session_state)
     left, right = st.columns(2)
     with left:
-        st.code(text, language="json")
-        st.download_button("Download code (JSON)", text, file_name=exports.export_name(m.name, f"code-{cs.source}", "json"),
+        st.code(code_file_text(m, cs, projection, digit), language="json")
+        # The file is written at the click from the code of that moment; its name does not depend on
+        # the code, so a click that beats the panel's rerun is still named truly.
+        st.download_button("Download code (JSON)", lambda: code_file_text(m, box.cs or cs, projection, digit),
+                           file_name=exports.export_name(m.name, "code", "json"),
                            mime="application/json", on_click="ignore", key="dl_code_json",
                            help="The model, its checkpoint digest and the current code; load it back here")
     with right:
@@ -186,6 +262,7 @@ def code_file_ui(m: bundle.ExplorerModel) -> None:
         st.button("Load this code", key="btn_load_code", on_click=_take_code_file)
         if err := st.session_state.get(CODE_ERROR_KEY):
             st.error(f"Cannot load the code: {err}")
+    return True
 
 
 @st.fragment
@@ -195,18 +272,16 @@ def keep_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Digi
         st.rerun()  # a frame or a code file was loaded: the studio, map and URL must follow
     st.subheader("Make and keep: interpolations, traversal grids, files")
     cs = state.current(st.session_state, m.latent_dim)
-    a, b = st.columns([4, 1], vertical_alignment="center")
-    a.caption(f"“The current code” here is the studio's code when this panel last ran: z = "
-              f"[{', '.join(f'{v:+.2f}' for v in cs.z)}] (from {cs.source}). After moving the sliders, press Refresh "
-              "or change anything in this panel.")
-    b.button("Refresh", key="btn_keep_refresh", help="Take the studio's current code")  # a click reruns the panel
+    st.caption(f"“The current code” is the studio's: z = [{', '.join(f'{v:+.2f}' for v in cs.z)}] "
+               f"(from {cs.label()}). This panel follows the studio as you move it.")
     scale = st.select_slider("PNG scale (pixels per MNIST pixel)", [1, 2, 3, 4, 6, 8, 12, 16], 4, key="png_scale")
     # A switch, not st.tabs: tabs would compute all three views on every run, the switch only the one shown.
     view = st.segmented_control("Make", VIEWS, default=VIEWS[0], required=True, key="keep_view",
                                 label_visibility="collapsed") or VIEWS[0]
     if view == VIEWS[0]:
-        interpolation_ui(m, upload, drawing, scale)
+        uses_code = interpolation_ui(m, upload, drawing, scale)
     elif view == VIEWS[1]:
-        traversal_ui(m, upload, drawing, scale)
+        uses_code = traversal_ui(m, upload, drawing, scale)
     else:
-        code_file_ui(m)
+        uses_code = code_file_ui(m)
+    follow_studio(m, uses_code)

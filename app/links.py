@@ -69,7 +69,9 @@ def apply_link_view(m: bundle.ExplorerModel) -> tuple[str, ...]:
         queued = None
     params = queued.params if queued else _params()
     source = queued.source if queued else "the link"
-    view = links.read_view(params, m.latent_dim, m.atlas.size, "code file" if queued else "link")
+    a = m.atlas
+    held = None if a.test_index is None else (lambda n: state.digit_row(a.test_index, a.size, n) is not None)
+    view = links.read_view(params, m.latent_dim, a.size, "code file" if queued else "link", held)
     notices = list(view.notices)
     if queued and links.MODEL in params and params[links.MODEL] != m.name:
         notices.append(f"{source.capitalize()} was made with model “{params[links.MODEL][:60]}”, which is not in the "
@@ -80,10 +82,20 @@ def apply_link_view(m: bundle.ExplorerModel) -> tuple[str, ...]:
     if view.projection is not None:
         st.session_state["projection"] = view.projection
     if view.digit is not None:
-        state.select_digit(st.session_state, view.digit, m.atlas.mu)  # also loads its code ...
+        state.select_digit(st.session_state, view.digit, a.mu, a.test_index)  # also loads its code ...
     if view.code is not None:
         state.set_code(st.session_state, view.code, source)  # ... unless the link has its own
+    elif view.digit is None and not isinstance(st.session_state.get(state.CODE_KEY), state.CodeState):
+        start_digit(m)  # a session's first code: a real digit, not the blur at z = 0
     return tuple(notices)
+
+
+def start_digit(m: bundle.ExplorerModel) -> None:
+    """Open on test digit START_DIGIT (a clear 7), or on the atlas's first digit if it lacks that one."""
+    a = m.atlas
+    number = state.START_DIGIT if state.digit_row(a.test_index, a.size, state.START_DIGIT) is not None \
+        else state.digit_number(a.test_index, 0)
+    state.select_digit(st.session_state, number, a.mu, a.test_index)
 
 
 def sync_url(m: bundle.ExplorerModel) -> None:

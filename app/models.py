@@ -41,10 +41,25 @@ def load_model_or_error(path: str, version: tuple[int, int]) -> bundle.ExplorerM
 
 @st.cache_resource(max_entries=16)
 def map_figure(_m: bundle.ExplorerModel, sha: str, proj: str, markers: tuple) -> go.Figure:
-    """The 10k-point map, built once per (model, projection, markers): building it costs ~0.2 s."""
+    """The 10k-point map, built once per (model, projection, markers): building it costs ~0.2 s.
+
+    Each point's customdata (its hover text and what a click reads) is its MNIST test-set index,
+    not its atlas row: the two differ for an atlas of a subset of the test set."""
     coords = projection.map_coords(_m.atlas, proj)
     marks = [(name, np.array(xy), symbol) for name, xy, symbol in markers]
-    return figures.latent_map_figure(coords, _m.atlas.labels, proj, marks)
+    fig = figures.latent_map_figure(coords, _m.atlas.labels, proj, marks)
+    if (index := _m.atlas.test_index) is not None:
+        for trace in fig.data:
+            if trace.customdata is not None:
+                trace.customdata = np.asarray(index)[np.asarray(trace.customdata, dtype=np.int64)]
+    return fig
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def analyse_image(_m: bundle.ExplorerModel, sha: str, image: bytes) -> DigitAnalysis:
+    """Analyse a normalised digit (float32 [28, 28] as bytes) with the model of digest `sha`: a
+    drawing made on one model is encoded again by the model the page shows."""
+    return analyse_digit(_m.model, _m.atlas, np.frombuffer(image, dtype=np.float32).reshape(28, 28))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

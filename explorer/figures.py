@@ -53,9 +53,14 @@ def latent_map_figure(coords: np.ndarray, labels: np.ndarray, projection: str,
     return fig
 
 
-def posterior_figure(mu: np.ndarray, sigma: np.ndarray, kl_per_dim: np.ndarray | None = None, height: int = 300) -> go.Figure:
-    """mu +- sigma per latent dimension [D] against the prior's +-1 band: where the code is and how noisy."""
-    dims = [f"z{i}" for i in range(len(mu))]
+def posterior_figure(mu: np.ndarray, sigma: np.ndarray, kl_per_dim: np.ndarray | None = None, height: int = 300,
+                     order: Sequence[int] | None = None) -> go.Figure:
+    """mu +- sigma per latent dimension [D] against the prior's +-1 band: where the code is and how noisy.
+    `order`: the dimensions top to bottom (the studio's KL order); default z0 .. z(D-1)."""
+    idx = list(range(len(mu))) if order is None else [int(i) for i in order]
+    mu, sigma = np.asarray(mu)[idx], np.asarray(sigma)[idx]
+    kl_per_dim = None if kl_per_dim is None else np.asarray(kl_per_dim)[idx]
+    dims = [f"z{i}" for i in idx]
     fig = go.Figure()
     fig.add_shape(type="rect", x0=-1, x1=1, y0=-0.5, y1=len(mu) - 0.5, fillcolor="lightgrey", opacity=0.35, line_width=0)
     text = [f"KL {k:.2f}" for k in kl_per_dim] if kl_per_dim is not None else None

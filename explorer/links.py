@@ -2,6 +2,9 @@
 
     ?model=default.pt&z=0.25,-1.3,0,0,0,0,0,0&map=tsne&digit=123
 
+`digit` is the MNIST test-set index of the selected digit, never an atlas row: a subset atlas (the
+beta sweep's keep 2,006 digits) holds digit 4970 in row 1000, and its link says digit=4970.
+
 Reading is forgiving: each bad or stale value (an unknown model, a code of the wrong length, NaN,
 out of range, an index past the test set) is dropped or clipped with a short notice, and the rest
 of the link still applies. Nothing here raises on user input.
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -57,9 +60,11 @@ def read_model(params: Mapping[str, str], names: Sequence[str]) -> tuple[str | N
     return None, (f"The link's model “{shown}” is not in the models folder; showing {names[0] if names else 'none'}.",)
 
 
-def read_view(params: Mapping[str, str], dim: int, n_digits: int, what: str = "link") -> LinkView:
+def read_view(params: Mapping[str, str], dim: int, n_digits: int, what: str = "link",
+              held: Callable[[int], bool] | None = None) -> LinkView:
     """The code, projection and selected digit a link asks for, for a model of latent size `dim`
-    whose atlas holds `n_digits` test digits; notices name the link (or `what` else carried the values)."""
+    whose atlas holds `n_digits` test digits: test digits 0 .. n_digits - 1, or, for a subset atlas,
+    those for which `held(index)` is true. Notices name the link (or `what` else carried the values)."""
     notices: list[str] = []
     code = _read_code(params.get(CODE), dim, notices, what)
     projection = None
@@ -73,8 +78,13 @@ def read_view(params: Mapping[str, str], dim: int, n_digits: int, what: str = "l
             digit = int(raw.strip()[:12])
         except ValueError:
             digit = None
-        if digit is None or not 0 <= digit < n_digits:
-            notices.append(f"The {what}'s test digit “{raw[:20]}” is not between 0 and {n_digits - 1}; none selected.")
+        if digit is None or digit < 0 or (held is None and digit >= n_digits):
+            valid = f"between 0 and {n_digits - 1}" if held is None else "a test-set index (a whole number from 0)"
+            notices.append(f"The {what}'s test digit “{raw[:20]}” is not {valid}; none selected.")
+            digit = None
+        elif held is not None and not held(digit):
+            notices.append(f"The {what}'s test digit #{digit} is not among the {n_digits:,} test digits this "
+                           "model's atlas holds; none selected.")
             digit = None
     return LinkView(code, projection, digit, tuple(notices))
 

@@ -126,6 +126,8 @@ def model_payload(model: ExplorerModel, spacing: NeighbourSpacing) -> bytes:
     add("pca_mean", a.pca_mean, "float32")
     add("pca_components", a.pca_components, "float32")
     add("labels", a.labels, "uint8")
+    if a.test_index is not None:  # a subset atlas: row i is MNIST test digit test_index[i] (exact in float32)
+        add("test_index", a.test_index, "float32")
     header = {
         "id": model_id(model),
         "latent_dim": a.latent_dim,

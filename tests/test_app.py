@@ -81,7 +81,9 @@ def test_starts_on_the_shipped_default_model(monkeypatch):
     labels = [m.label for m in at.sidebar.metric]
     assert any("NLL" in label for label in labels) and "active units" in labels
     assert all(m.value != "–" for m in at.sidebar.metric)  # every fact present for the shipped model
-    assert code_caption(at).startswith("Code from **start**: z = [+0.00, +0.00")
+    # It opens on a real digit (test digit #0, a 7), not on the blur at z = 0.
+    assert code_caption(at).startswith("Code from **test digit #0**: z = [") and "a 7 (#0)" in code_caption(at)
+    assert at.session_state[state.SELECTED_KEY] == 0 and any(v != 0.0 for v in code(at))
 
 
 def test_the_studio_gets_the_payload_and_the_view(app):
@@ -90,7 +92,7 @@ def test_the_studio_gets_the_payload_and_the_view(app):
     view = parts["studio"]
     assert view["model"] == header["id"] and len(view["code"]) == header["latent_dim"] == 8
     assert arrays["mu"].shape == (header["arrays"]["mu"]["shape"][0], 8)
-    assert view["code"] == [0.0] * 8 and view["projection"] == "t-SNE" and view["limit"] == 4.0 and view["step"] == 0.05
+    assert view["code"] == list(code(app)) and view["projection"] == "t-SNE" and view["limit"] == 4.0 and view["step"] == 0.05
     assert sorted(view["order"]) == list(range(8))
 
 
@@ -153,7 +155,7 @@ def test_upload_png_shows_reconstruction_and_loads_the_code(app):
     captions = [c for img in app.image for c in img.captions]
     assert "reconstruction from mu" in captions and "normalised like MNIST (28×28)" in captions
     assert any(c.startswith("nearest test digits to your upload") for c in captions)
-    assert {"−ELBO", "reconstruction", "KL to N(0, I)"} <= {m.label for m in app.metric}
+    assert {"−ELBO (nats)", "reconstruction", "KL to prior"} <= {m.label for m in app.metric}
     app.button(key="btn_load_upload").click().run()
     assert any(v != 0.0 for v in code(app)) and "Code from **your upload**" in code_caption(app)
     assert "your upload" in app.radio(key="noise_source").options

@@ -326,7 +326,10 @@ class Studio {
 
   onRelease() {
     REGISTRY.stats.releases++;
-    this.setTriggerValue("release", { z: Array.from(this.code, (v) => Math.round(v * 100) / 100) });
+    const z = Array.from(this.code, (v) => Math.round(v * 100) / 100);
+    this.setTriggerValue("release", { z });
+    // Other parts of the page that show the code (the keep panel's follower, follow.js) rerun with it.
+    globalThis.dispatchEvent(new CustomEvent("vae-studio-release", { detail: { z } }));
   }
 
   // Decode and draw the digit, the locator and the readout now; ask for the strips.
@@ -427,6 +430,9 @@ class Studio {
     this.drawMap(xy, redrawMap);
     this.mapCaption.textContent = `you are here, on the ${view.projection} map` + (pca ? "" : " (placed by 10 nearest codes)");
     const dist = Math.sqrt(bestD[0]), nearest = bestI[0], sp = model.spacing;
+    // Named by its MNIST test-set index (a subset atlas's row is not), with "an 8", not "a 8".
+    const number = model.arrays.test_index ? model.arrays.test_index[nearest] : nearest;
+    const label = model.arrays.labels[nearest], article = label === 8 ? "an" : "a";
     const verdict = dist <= sp.p95 ? "typical" : dist <= 3 * sp.p99 ? "sparse" : "hole";
     const say = {
       typical: "among the digits: test digits encode this close to each other",
@@ -435,7 +441,7 @@ class Studio {
     }[verdict];
     this.readout.dataset.verdict = verdict;
     this.readout.dataset.distance = dist.toFixed(4);
-    this.readout.textContent = `Nearest test digit: a ${model.arrays.labels[nearest]} (#${nearest}), ${dist.toFixed(2)} away; ` +
+    this.readout.textContent = `Nearest test digit: ${article} ${label} (#${number}), ${dist.toFixed(2)} away; ` +
       `test digits sit ${sp.median.toFixed(2)} from their nearest neighbour (95 % within ${sp.p95.toFixed(2)}). ` +
       `→ ${verdict}: ${say}.`;
   }
