@@ -145,7 +145,7 @@ def map_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Digit
         markers.append((UPLOAD_SOURCE, tuple(map(float, projection.place(upload.mu, m.atlas, proj))), "diamond"))
     if drawing is not None:
         markers.append((studio.DRAWING_SOURCE, tuple(map(float, projection.place(drawing.mu, m.atlas, proj))), "square"))
-    fig = models.map_figure(m, m.sha256, proj, tuple(markers))
+    fig = models.map_figure(m, models.model_key(m), proj, tuple(markers))
     # The clicked digit and what the studio now shows sit beside the map, where the learner looks:
     # the studio itself is ~800 px above, out of view.
     chart, side = st.columns([4, 1], gap="small")
@@ -158,11 +158,9 @@ def map_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Digit
             return
         label = state.a_digit(int(m.atlas.labels[row]))
         st.image(figures.upscale(m.atlas.images[row].reshape(28, 28) / 255.0, 4), caption=f"test #{sel} ({label})")
+        # The map is not rerun by the studio's releases, so this says what happened, not what is now.
         st.image(figures.upscale(codes.decode_pixels(m.model, m.atlas.mu[row]), 4),
-                 caption="its reconstruction, the decode of its code")
-        cs = state.current(st.session_state, m.latent_dim)
-        if cs.digit == sel and not cs.carried_from:
-            st.caption(f"The studio ↑ holds this code now (test digit #{sel}).")
+                 caption="its reconstruction: its code went to the studio ↑")
 
 
 def analysis_ui(m: bundle.ExplorerModel, result: DigitAnalysis, what: str, key: str) -> None:
@@ -257,7 +255,7 @@ def noise_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Dig
         st.session_state.pop(state.NOISE_KEY, None)  # a stale choice (e.g. the upload was removed)
     choice = st.radio("digit", list(options), horizontal=True, key=state.NOISE_KEY, label_visibility="collapsed")
     mu, sigma = options[choice]
-    times = st.select_slider("Noise: sigma times", NOISE_SCALES, value=1, key="noise_scale",
+    times = st.columns([1, 2])[0].select_slider("Noise: sigma times", NOISE_SCALES, value=1, key="noise_scale",
                              format_func=lambda k: f"×{k}",
                              help="×1 is the noise the decoder saw in training. Larger multiples show how far the "
                                   "code can be pushed before the digit dissolves into another one.")

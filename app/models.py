@@ -16,6 +16,11 @@ from explorer import bundle, figures, projection
 from explorer.analysis import DigitAnalysis, analyse_digit
 from explorer.preprocess import prepare_digit
 
+def model_key(m: bundle.ExplorerModel) -> str:
+    """A cache key for what is made from a model's atlas: its name and checkpoint digest."""
+    return f"{m.name}:{m.sha256}"
+
+
 def file_version(path: Path) -> tuple[int, int]:
     """(checkpoint mtime, atlas mtime) in ns, 0 where missing: a cache key that changes when either file does."""
     def mtime(p: Path) -> int:
@@ -40,8 +45,9 @@ def load_model_or_error(path: str, version: tuple[int, int]) -> bundle.ExplorerM
 
 
 @st.cache_resource(max_entries=16)
-def map_figure(_m: bundle.ExplorerModel, sha: str, proj: str, markers: tuple) -> go.Figure:
-    """The 10k-point map, built once per (model, projection, markers): building it costs ~0.2 s.
+def map_figure(_m: bundle.ExplorerModel, key: str, proj: str, markers: tuple) -> go.Figure:
+    """The 10k-point map, built once per (model key, projection, markers): building it costs ~0.2 s.
+    `key` names the model and its files (model_key): two names may share a checkpoint, not an atlas.
 
     Each point's customdata (its hover text and what a click reads) is its MNIST test-set index,
     not its atlas row: the two differ for an atlas of a subset of the test set."""
@@ -55,14 +61,24 @@ def map_figure(_m: bundle.ExplorerModel, sha: str, proj: str, markers: tuple) ->
     return fig
 
 
+def analyse_image(m: bundle.ExplorerModel, sha: str, image: bytes) -> DigitAnalysis:
+    """Analyse a normalised digit (float32 [28, 28] as bytes) with model m (checkpoint digest `sha`):
+    a drawing made on one model is encoded again by the model the page shows."""
+    return _analyse_image(m, sha, m.name, image)
+
+
+def analyse_upload(m: bundle.ExplorerModel, sha: str, data: bytes) -> DigitAnalysis:
+    """Normalise an uploaded image and analyse it; raises UnusableImageError for unusable files."""
+    return _analyse_upload(m, sha, m.name, data)
+
+
+# Keyed on the model's name too: two names may share a checkpoint but not an atlas (the neighbours
+# of a digit are rows of the atlas).
 @st.cache_data(max_entries=8, show_spinner=False)
-def analyse_image(_m: bundle.ExplorerModel, sha: str, image: bytes) -> DigitAnalysis:
-    """Analyse a normalised digit (float32 [28, 28] as bytes) with the model of digest `sha`: a
-    drawing made on one model is encoded again by the model the page shows."""
+def _analyse_image(_m: bundle.ExplorerModel, sha: str, name: str, image: bytes) -> DigitAnalysis:
     return analyse_digit(_m.model, _m.atlas, np.frombuffer(image, dtype=np.float32).reshape(28, 28))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def analyse_upload(_m: bundle.ExplorerModel, sha: str, data: bytes) -> DigitAnalysis:
-    """Normalise an uploaded image and analyse it; raises UnusableImageError for unusable files."""
+def _analyse_upload(_m: bundle.ExplorerModel, sha: str, name: str, data: bytes) -> DigitAnalysis:
     return analyse_digit(_m.model, _m.atlas, prepare_digit(data))

@@ -13,6 +13,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
@@ -267,3 +268,128 @@ def test_a_bad_link_falls_back_with_one_notice(tiny_models_dir, monkeypatch, par
     assert all(-4 <= v <= 4 for v in code(at))
     at.button(key="btn_reset").click().run()
     assert not at.warning  # a notice is said once, not on every rerun
+
+
+# --- one truth: test digits by their MNIST index, codes across models ----------------------------
+
+def subset_models(tmp_path: Path, tiny_models_dir: Path) -> Path:
+    """A models folder with the tiny default and "sub": the same checkpoint with an atlas of every
+    third test digit (as the beta sweep's keep a subset), so its row r is test digit 3r."""
+    import dataclasses
+    import shutil
+
+    from common.atlas_format import read_atlas_file, save_atlas
+
+    for name in ("default.pt", "default.atlas.npz"):
+        shutil.copy(tiny_models_dir / name, tmp_path / name)
+    shutil.copy(tiny_models_dir / "default.pt", tmp_path / "sub.pt")
+    full = read_atlas_file(tiny_models_dir / "default.atlas.npz")
+    rows = np.arange(0, full.size, 3)
+    per_row = ("mu", "logvar", "labels", "images", "pca", "tsne")
+    sub = dataclasses.replace(full, **{k: getattr(full, k)[rows] for k in per_row},
+                              test_index=rows.astype(np.int32), dynamics=None)
+    save_atlas(tmp_path / "sub.atlas.npz", sub)
+    return tmp_path
+
+
+def test_a_link_to_a_subset_models_digit_selects_that_test_digit(tmp_path, tiny_models_dir, monkeypatch):
+    from common.atlas_format import load_atlas
+
+    folder = subset_models(tmp_path, tiny_models_dir)
+    sub = load_atlas(folder / "sub.atlas.npz")
+    at = linked(folder, monkeypatch, model="sub", digit="30")  # row 10
+    at.run()  # the map comes on the second run
+    assert not at.warning and at.session_state[state.SELECTED_KEY] == 30
+    assert code(at) == state.snap(sub.mu[10]) and "Code from **test digit #30**" in code_caption(at)
+    nearest = int(np.argmin(((sub.mu - np.array(code(at))) ** 2).sum(1)))  # the snapped code's nearest row
+    assert f"{state.a_digit(int(sub.labels[nearest]))} (#{3 * nearest})," in code_caption(at)  # named by its MNIST index
+    captions = [c for img in at.image for c in img.captions]
+    assert f"test #30 ({state.a_digit(int(sub.labels[10]))})" in captions
+    assert at.query_params["digit"] == "30"
+    # the map's points carry MNIST indices (what its hover says and a click reads)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    custom = sorted(int(v) for t in spec["data"] if t.get("customdata") is not None for v in _plotly_array(t["customdata"]))
+    assert custom == list(range(0, 3 * sub.size, 3))
+
+
+def test_a_link_to_a_digit_the_subset_atlas_lacks_gets_a_notice(tmp_path, tiny_models_dir, monkeypatch):
+    at = linked(subset_models(tmp_path, tiny_models_dir), monkeypatch, model="sub", digit="31")
+    assert len(at.warning) == 1 and "test digit #31 is not among the 100 test digits" in at.warning[0].value
+    assert at.session_state[state.SELECTED_KEY] == 0  # the session opens on its start digit instead
+
+
+def _switch(at: AppTest, name: str) -> AppTest:
+    return at.sidebar.selectbox(key="model_name").select(name).run()
+
+
+def test_a_model_switch_leaves_no_false_label(tmp_path, tiny_models_dir, monkeypatch):
+    monkeypatch.setenv(MODELS_DIR_ENV, str(subset_models(tmp_path, tiny_models_dir)))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.run()
+    at.file_uploader(key="upload").set_value(("seven.png", png_of_seven(), "image/png")).run()
+    at.button(key="btn_load_upload").click().run()
+    assert "Code from **your upload**" in code_caption(at)
+    _switch(at, "sub.pt")  # the upload is encoded again by the new model: still truly "your upload"
+    assert not at.exception and "Code from **your upload**" in code_caption(at) and "carried" not in code_caption(at)
+    assert at.session_state[state.CODE_KEY].model == "sub"
+    state.take_release(at.session_state, {"z": [0.5] * 8}, 8)  # the studio's sliders
+    at.run()
+    _switch(at, "default.pt")  # sliders' numbers mean nothing special on another model: said so
+    assert code(at) == (0.5,) * 8 and "Code from **sliders, carried over unchanged from sub**" in code_caption(at)
+    _switch(at, "sub.pt")
+    assert "Code from **sliders**:" in code_caption(at)  # back where they were made
+
+
+def test_a_selected_digit_the_new_atlas_lacks_is_dropped_and_its_code_carried(tmp_path, tiny_models_dir, monkeypatch):
+    from common.atlas_format import load_atlas
+
+    folder = subset_models(tmp_path, tiny_models_dir)
+    at = linked(folder, monkeypatch, digit="31")  # on default, which holds every test digit
+    assert "Code from **test digit #31**" in code_caption(at)
+    _switch(at, "sub.pt")
+    assert state.SELECTED_KEY not in at.session_state
+    assert code(at) == state.snap(load_atlas(folder / "default.atlas.npz").mu[31])
+    assert "Code from **test digit #31, carried over unchanged from default**" in code_caption(at)
+
+
+def test_the_first_digit_and_plain_words(app):
+    picker = app.selectbox(key="class_digit")
+    assert picker.label == "Digit" and picker.proto.label_visibility.value == 0  # visible (VISIBLE = 0)
+    helps = {m.label: m.help for m in app.sidebar.metric}
+    assert helps["active units"].startswith("How many of the code's numbers") and "Cov_x(E_q[z_u]) > 0.01" in helps["active units"]
+    assert "black or white at random" in helps["test −ELBO"] and "dynamically binarised" in helps["test −ELBO"]
+
+
+def test_the_noise_can_be_scaled_until_the_digit_dissolves(app):
+    app.run()  # the start digit is selected: the noise panel shows it
+
+    def grid() -> tuple[str, str]:
+        img = next(i for i in app.image if any("decodes of z = mu" in c for c in i.captions))
+        return img.captions[0], img.value[0]
+
+    caption1, url1 = grid()
+    app.select_slider(key="noise_scale").set_value(5).run()
+    caption5, url5 = grid()
+    assert "mu + sigma · eps" in caption1 and "mu + 5 × sigma · eps" in caption5 and url1 != url5
+
+
+def test_the_posterior_chart_orders_dimensions_as_the_studio(app):
+    """mu ± sigma of an upload lists z by KL, largest first, as the studio's sliders do."""
+    from explorer import studio as studio_view
+
+    app.file_uploader(key="upload").set_value(("seven.png", png_of_seven(), "image/png")).run()
+    spec = json.loads(next(c for c in app.get("plotly_chart") if "posterior" in c.proto.id).proto.spec)
+    view = studio_elements(app)["studio"]
+    order = studio_view.kl_order(view["kl"], view["active"])
+    assert [y for t in spec["data"] for y in t["y"]] == [f"z{d}" for d in order] == [f"z{d}" for d in view["order"]]
+    assert order != sorted(order)  # the tiny model's KL order is not z0..z7, so this tells the two apart
+
+
+def _plotly_array(value: object) -> np.ndarray:
+    """A plotly JSON array: a list, or a typed array {"dtype": ..., "bdata": base64}."""
+    import base64
+
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)

@@ -174,3 +174,49 @@ def test_an_uploaded_code_file_restores_the_code(app):
     app.file_uploader(key="code_upload").set_value(("code.json", text.encode(), "application/json")).run()
     app.button(key="btn_load_code").click().run()
     assert not app.error and code(app)[0] == -1.5
+
+
+# --- one truth: the panel follows the studio ---------------------------------------------------
+
+def follower(at: AppTest) -> dict | None:
+    """The data of the panel's follower component (follow.js), or None if it is not mounted."""
+    for e in at.main:
+        p = getattr(e, "proto", None)
+        if type(p).__name__ == "BidiComponent" and p.component_name.endswith("vae_follow"):
+            return json.loads(p.json)
+    return None
+
+
+def test_there_is_no_refresh_and_the_panel_follows_a_release(app):
+    assert not [b for b in app.button if b.label == "Refresh"]
+    show(app, "Code (JSON)")
+    assert follower(app) == {"follow": True}  # the code view is made from the current code
+    state.take_release(app.session_state, {"z": [0, 0, 0, 0, 0, 0, 0, 4.0]}, 8)  # what a release (or the follower) writes
+    app.run()
+    shown = code_file(app)
+    assert shown["z"][7] == 4.0 and shown["source"] == "sliders"
+    caption = next(c.value for c in app.caption if c.value.startswith("“The current code” is the studio's"))
+    assert "+4.00]" in caption and "follows the studio" in caption
+    assert list(downloads(app)) == ["Download code (JSON)"]
+
+
+def test_the_follower_listens_only_while_the_panel_shows_the_current_code(app):
+    assert follower(app) == {"follow": True}  # interpolation from the current code, the default
+    app.selectbox(key="interp_from").set_value("mean of the 3s").run()
+    assert follower(app) == {"follow": False}
+    show(app, "Traversal grid")
+    assert follower(app) == {"follow": True}  # around the current code, the default
+
+
+def test_a_download_is_made_from_the_code_of_the_click(app, tiny_models_dir):
+    """The code file's data is made when the button is clicked, from the live code: a release that
+    the panel has not yet followed is in it (AppTest has no runtime to click a deferred download,
+    so the function behind it is called here)."""
+    from app import keep_panel
+
+    m = tiny_model(tiny_models_dir)
+    box = state.live(app.session_state)
+    shown = code_file(app)
+    state.take_release(app.session_state, {"z": [1.0] * 8}, 8)  # no rerun: the panel still shows the old code
+    text = keep_panel.code_file_text(m, box.cs, "t-SNE", None)
+    assert json.loads(text)["z"] == [1.0] * 8 and shown["z"] != [1.0] * 8

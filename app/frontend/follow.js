@@ -16,7 +16,11 @@ export default function mount({ data, parentElement, setTriggerValue }) {
     const host = parentElement.host ?? parentElement; // a ShadowRoot's element, to tell if still on the page
     const listener = (event) => {
       if (!host.isConnected) { globalThis.removeEventListener("vae-studio-release", listener); return; }
-      if (f.follow && Array.isArray(event.detail?.z)) f.set("release", { z: event.detail.z });
+      if (!f.follow || !Array.isArray(event.detail?.z)) return;
+      // In a task of its own: a trigger set in the same task as the studio's is sent in the same
+      // message, which reruns only the studio's fragment (its callback runs, this panel does not).
+      const z = event.detail.z;
+      setTimeout(() => f.set("release", { z }), 0);
     };
     globalThis.addEventListener("vae-studio-release", listener);
     FOLLOWERS.set(parentElement, f);
