@@ -8,11 +8,14 @@ The panel is a fragment: its own widgets rerun only it (not the 10k-point map). 
 changes the whole page, so those actions rerun the app.
 
 One truth: whatever the panel shows or offers about "the current code" is the studio's code at
-that moment. A studio release reruns only the studio's fragment; the panel follows by itself: a
-tiny invisible component in it (app/frontend/follow.js) hears the studio's release in the browser
-and reruns this fragment alone, carrying the released code (so the order in which the two reruns
+that moment. A studio release reruns only the studio's fragment; the panel follows by itself. What
+each view shows of the current code is a small fragment of its own (`_*_shown`) holding a tiny
+invisible component (app/frontend/follow.js) that hears the studio's release in the browser and
+reruns that fragment alone, carrying the released code (so the order in which the two reruns
 reach the server does not matter). It listens only while the panel shows something made from the
-current code. Downloads are made when clicked, from the code of that moment (explorer.state.LiveCode),
+current code, and reruns it only while it is within 600 px of the viewport; a release made while
+it is farther away reruns it as it comes near (docs/truth.md has the measured costs). The controls
+and download buttons are outside those fragments, so a follow never replaces a button under a click. Downloads are made when clicked, from the code of that moment (explorer.state.LiveCode),
 so a click that beats the panel's rerun still gets the studio's code.
 """
 
@@ -128,8 +131,8 @@ def _load_frame(m: bundle.ExplorerModel, options: dict[str, np.ndarray], start: 
 
 
 def interpolation_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: DigitAnalysis | None,
-                     scale: int) -> bool:
-    """The interpolation view; True if it shows something made from the current code."""
+                     scale: int) -> None:
+    """The interpolation view: its controls and downloads here, what it shows in _interpolation_shown."""
     options = endpoint_codes(m, upload, drawing)
     names = list(options)
     c1, c2, c3 = st.columns([1.2, 1.2, 1])
@@ -147,22 +150,8 @@ def interpolation_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, draw
     steps = c4.slider("Steps", interpolate.MIN_STEPS, interpolate.MAX_STEPS, 10, key="interp_steps")
     overshoot = c5.slider("Overshoot past both ends", 0.0, interpolate.MAX_OVERSHOOT, 0.0, 0.05, key="interp_overshoot",
                           help="Extends the path beyond each endpoint by this fraction of it")
-    path = interpolate.interpolate(options[start], options[end], steps, method, overshoot)
-    images = codes.decode_pixels(m.model, path.codes)
-    spacing = studio.spacing(m, m.sha256)
-    plaus = [studio_view.plausibility(z, m.atlas.mu, spacing) for z in path.codes]
-    # Pictures go out at 1 pixel per MNIST pixel (small PNGs, fast reruns); the page scales them up
-    # with crisp pixels (image-rendering: pixelated, set by the page).
-    st.image(grids.tile(images, scale=1, gutter=1), width=len(images) * 85, caption=f"{steps} frames from {start} to {end} ({method}"
-             + (f", {overshoot:g} overshoot each end" if overshoot else "") + "); below: where the path crosses a hole")
-    st.plotly_chart(figures.path_figure(path.t, np.array([p.distance for p in plaus]), [p.verdict for p in plaus],
-                                        spacing.p95, 3.0 * spacing.p99, interpolate.path_norms(path)),
-                    key="interp_figure", config={"displaylogo": False})
-    f1, f2 = st.columns([2, 1], vertical_alignment="bottom")
-    frame = f1.select_slider("Frame", list(range(steps)), key="interp_frame",
-                             format_func=lambda i: f"{i + 1} (t {path.t[i]:.2f}, {plaus[i].verdict})")
-    f2.button("Load this frame into the studio", key="btn_load_frame", on_click=_load_frame,
-              args=(m, options, start, end, steps, method, overshoot, frame))
+    follows = CURRENT in (start, end)
+    _interpolation_shown(m, options, start, end, steps, method, overshoot, follows)
     g1, g2, g3, g4 = st.columns([1.2, 1, 1, 1], vertical_alignment="bottom")
     frame_ms = g1.number_input("Frame time (ms)", 20, 2000, 120, 10, key="gif_ms")
     pingpong = g2.checkbox("Ping-pong", key="gif_pingpong", help="Play forward, then back")
@@ -177,12 +166,39 @@ def interpolation_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, draw
     g4.download_button("Download PNG", lambda: exports.png_bytes(grids.tile(frames_now(), scale=scale)),
                        file_name=exports.export_name(m.name, f"{what}-x{scale}", "png"), mime="image/png",
                        on_click="ignore", key="dl_interp_png", help=f"The strip at {scale}× pixels")
-    return CURRENT in (start, end)
+
+
+@st.fragment
+def _interpolation_shown(m: bundle.ExplorerModel, options: dict[str, np.ndarray], start: str, end: str, steps: int,
+                         method: str, overshoot: float, follows: bool) -> None:
+    """What the interpolation view shows of the path: a fragment of its own, which the follower
+    reruns on a studio release (the panel's controls and downloads stay as they are)."""
+    with st.container():
+        options = {**options, CURRENT: state.current_code(st.session_state, m.latent_dim)}  # as it is now
+        if follows:
+            current_caption(m)
+        path = interpolate.interpolate(options[start], options[end], steps, method, overshoot)
+        images = codes.decode_pixels(m.model, path.codes)
+        spacing = studio.spacing(m, m.sha256)
+        plaus = [studio_view.plausibility(z, m.atlas.mu, spacing) for z in path.codes]
+        # Pictures go out at 1 pixel per MNIST pixel (small PNGs, fast reruns); the page scales them up
+        # with crisp pixels (image-rendering: pixelated, set by the page).
+        st.image(grids.tile(images, scale=1, gutter=1), width=len(images) * 85, caption=f"{steps} frames from {start} to {end} ({method}"
+                 + (f", {overshoot:g} overshoot each end" if overshoot else "") + "); below: where the path crosses a hole")
+        st.plotly_chart(figures.path_figure(path.t, np.array([p.distance for p in plaus]), [p.verdict for p in plaus],
+                                            spacing.p95, 3.0 * spacing.p99, interpolate.path_norms(path)),
+                        key="interp_figure", config={"displaylogo": False})
+        f1, f2 = st.columns([2, 1], vertical_alignment="bottom")
+        frame = f1.select_slider("Frame", list(range(steps)), key="interp_frame",
+                                 format_func=lambda i: f"{i + 1} (t {path.t[i]:.2f}, {plaus[i].verdict})")
+        f2.button("Load this frame into the studio", key="btn_load_frame", on_click=_load_frame,
+                  args=(m, options, start, end, steps, method, overshoot, frame))
+        follow_studio(m, follows)
 
 
 def traversal_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: DigitAnalysis | None,
-                 scale: int) -> bool:
-    """The traversal view; True if it is centred on the current code."""
+                 scale: int) -> None:
+    """The traversal view: its controls and download here, the grid in _traversal_shown."""
     options = posterior_centres(m, upload, drawing)
     if st.session_state.get("grid_centre") not in options:
         st.session_state.pop("grid_centre", None)
@@ -195,13 +211,8 @@ def traversal_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing:
     order = studio_view.kl_order(m.atlas.kl_per_dim, m.atlas.active)
     n_active = int(np.asarray(m.atlas.active, dtype=bool).sum())
     offsets = grids.traversal_offsets(span, steps)
-    grid = codes.decode_pixels(m.model, grids.traversal_codes(centre, order, offsets, sigma))
     gaps = [n_active] if 0 < n_active < len(order) else []
-    inactive = [f"z{d}" for d in order[n_active:]]
-    st.image(grids.tile(grid, scale=1, gutter=1, row_gaps=gaps), width=len(offsets) * 57,
-             caption=f"Rows, top to bottom ({KL_ORDER_NOTE}): {', '.join(f'z{d}' for d in order[:n_active])}"
-             + (f"; below the gap, inactive: {', '.join(inactive)}" if inactive else "")
-             + f". Columns: {offsets[0]:+g} … {offsets[-1]:+g} {unit} around {name.split(':')[0]}.")
+    _traversal_shown(m, name, centre, sigma, unit, order, n_active, offsets, gaps)
     what = f"traversal-{name.split(':')[0]}-pm{span:g}-{steps}x{len(order)}-x{scale}"
     box, dim = state.live(st.session_state), m.latent_dim
 
@@ -212,7 +223,24 @@ def traversal_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing:
     st.download_button("Download PNG", lambda: exports.png_bytes(grids.tile(grid_now(), scale=scale, row_gaps=gaps)),
                        file_name=exports.export_name(m.name, what, "png"),
                        mime="image/png", on_click="ignore", key="dl_grid_png", help=f"The grid at {scale}× pixels")
-    return name == CURRENT
+
+
+@st.fragment
+def _traversal_shown(m: bundle.ExplorerModel, name: str, centre: np.ndarray, sigma: np.ndarray | None, unit: str,
+                     order: list[int], n_active: int, offsets: np.ndarray, gaps: list[int]) -> None:
+    """The traversal grid: a fragment the follower reruns on a release when it is around the current code."""
+    with st.container():
+        follows = name == CURRENT
+        if follows:
+            centre = state.current_code(st.session_state, m.latent_dim)  # as it is now
+            current_caption(m)
+        grid = codes.decode_pixels(m.model, grids.traversal_codes(centre, order, offsets, sigma))
+        inactive = [f"z{d}" for d in order[n_active:]]
+        st.image(grids.tile(grid, scale=1, gutter=1, row_gaps=gaps), width=len(offsets) * 57,
+                 caption=f"Rows, top to bottom ({KL_ORDER_NOTE}): {', '.join(f'z{d}' for d in order[:n_active])}"
+                 + (f"; below the gap, inactive: {', '.join(inactive)}" if inactive else "")
+                 + f". Columns: {offsets[0]:+g} … {offsets[-1]:+g} {unit} around {name.split(':')[0]}.")
+        follow_studio(m, follows)
 
 
 def _take_code_file() -> None:
@@ -242,14 +270,24 @@ def code_file_text(m: bundle.ExplorerModel, cs: state.CodeState, projection: str
                                               projection, digit))
 
 
-def code_file_ui(m: bundle.ExplorerModel) -> bool:
-    """The code file view (always made from the current code: True)."""
+@st.fragment
+def _code_file_shown(m: bundle.ExplorerModel, projection: str, digit: int | None) -> None:
+    """The code file's text: a fragment the follower reruns on each studio release."""
+    with st.container():
+        cs = state.current(st.session_state, m.latent_dim)
+        current_caption(m)
+        st.code(code_file_text(m, cs, projection, digit), language="json")
+        follow_studio(m, True)
+
+
+def code_file_ui(m: bundle.ExplorerModel) -> None:
+    """The code file view: the current code as a file to download, and a file to load."""
     cs = state.current(st.session_state, m.latent_dim)
     projection, digit = st.session_state.get("projection") or "t-SNE", st.session_state.get(state.SELECTED_KEY)
     box = state.live(st.session_state)
     left, right = st.columns(2)
     with left:
-        st.code(code_file_text(m, cs, projection, digit), language="json")
+        _code_file_shown(m, projection, digit)
         # The file is written at the click from the code of that moment; its name does not depend on
         # the code, so a click that beats the panel's rerun is still named truly.
         st.download_button("Download code (JSON)", lambda: code_file_text(m, box.cs or cs, projection, digit),
@@ -262,7 +300,6 @@ def code_file_ui(m: bundle.ExplorerModel) -> bool:
         st.button("Load this code", key="btn_load_code", on_click=_take_code_file)
         if err := st.session_state.get(CODE_ERROR_KEY):
             st.error(f"Cannot load the code: {err}")
-    return True
 
 
 @st.fragment
@@ -270,18 +307,25 @@ def keep_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Digi
     """The panel: three views (one shown at a time) and the PNG scale they share."""
     if st.session_state.pop(LOADED_KEY, False) and not st.session_state.get(FULL_RUN_KEY):
         st.rerun()  # a frame or a code file was loaded: the studio, map and URL must follow
+    _panel(m, upload, drawing)
+
+
+def _panel(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: DigitAnalysis | None) -> None:
     st.subheader("Make and keep: interpolations, traversal grids, files")
-    cs = state.current(st.session_state, m.latent_dim)
-    st.caption(f"“The current code” is the studio's: z = [{', '.join(f'{v:+.2f}' for v in cs.z)}] "
-               f"(from {cs.label()}). This panel follows the studio as you move it.")
     scale = st.select_slider("PNG scale (pixels per MNIST pixel)", [1, 2, 3, 4, 6, 8, 12, 16], 4, key="png_scale")
     # A switch, not st.tabs: tabs would compute all three views on every run, the switch only the one shown.
     view = st.segmented_control("Make", VIEWS, default=VIEWS[0], required=True, key="keep_view",
                                 label_visibility="collapsed") or VIEWS[0]
     if view == VIEWS[0]:
-        uses_code = interpolation_ui(m, upload, drawing, scale)
+        interpolation_ui(m, upload, drawing, scale)
     elif view == VIEWS[1]:
-        uses_code = traversal_ui(m, upload, drawing, scale)
+        traversal_ui(m, upload, drawing, scale)
     else:
-        uses_code = code_file_ui(m)
-    follow_studio(m, uses_code)
+        code_file_ui(m)
+
+
+def current_caption(m: bundle.ExplorerModel) -> None:
+    """What "the current code" is, shown only where the panel follows the studio (so it is never stale)."""
+    cs = state.current(st.session_state, m.latent_dim)
+    st.caption(f"“The current code” is the studio's: z = [{', '.join(f'{v:+.2f}' for v in cs.z)}] "
+               f"(from {cs.label()}). This view follows the studio as you move it.")
