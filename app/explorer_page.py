@@ -270,7 +270,8 @@ def noise_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Dig
         "Each picture decodes a different draw z = mu + sigma·eps. **Sigma is learnt by the encoder**: the "
         "reconstruction term wants it small (every draw should decode to this digit), the KL term wants it "
         "close to 1 (every code should look like the prior). Where the draws still look alike, the decoder has "
-        "learnt to tolerate the noise; where they turn into other digits, the KL term is winning."
+        "learnt to tolerate the noise; where they turn into other digits, the KL term is winning. Multiply "
+        "sigma (×2 … ×5) to see how much more noise the digit survives before it dissolves."
     )
 
 

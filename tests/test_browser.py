@@ -355,7 +355,6 @@ def test_releases_do_not_resend_the_weights(page):
         expect(code_line(page)).to_contain_text(f"z = [{z0:+.2f}, {z1 + 0.05 * (k + 1):+.2f}", timeout=STEP_TIMEOUT)
         wait_idle(page)
     frames = [n for t, n in page.ws_received if t >= start]
-    print("FRAMES", frames)
     assert sum(frames) < biggest / 4 and max(frames) < 20_000, (biggest, frames)
 
 
@@ -522,6 +521,7 @@ def test_the_keep_panel_takes_the_studios_code_and_downloads_a_gif(page, shots):
     move_slider(page, 1, 6)
     expect(code_line(page)).to_contain_text("Code from sliders", timeout=STEP_TIMEOUT)
     wait_idle(page)
+    strip.scroll_into_view_if_needed()  # back down to the panel (the slider's focus scrolled to the studio)
     page.wait_for_function(
         """src => [...document.querySelectorAll("[data-testid='stImage']")].some(e =>
              e.innerText.includes('10 frames from the current code') && e.querySelector('img').src !== src)""",
