@@ -5,6 +5,7 @@ Every cache is keyed on small explicit values (paths, mtimes, digests), never on
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from common.paths import atlas_path_for
 from explorer import bundle, figures, projection
 from explorer.analysis import DigitAnalysis, analyse_digit
 from explorer.preprocess import prepare_digit
+
+logger = logging.getLogger(__name__)
 
 def file_version(path: Path) -> tuple[int, int]:
     """(checkpoint mtime, atlas mtime) in ns, 0 where missing: a cache key that changes when either file does."""
@@ -36,7 +39,11 @@ def load_model_or_error(path: str, version: tuple[int, int]) -> bundle.ExplorerM
     try:
         return bundle.load_explorer_model(path)
     except bundle.ModelUnavailableError as e:
-        return str(e)
+        logger.error("model %s cannot be used: %s", path, e)  # the path and the fix, for whoever runs the server
+        return e.public  # what is wrong in plain words, no path: any visitor may pick this model
+    except Exception:  # noqa: BLE001 - a model file must never put a traceback (with paths) in the page
+        logger.exception("model %s cannot be loaded", path)
+        return f"{Path(path).name} cannot be used (an unexpected error; the server's log has the details)"
 
 
 @st.cache_resource(max_entries=16)

@@ -170,7 +170,8 @@ def render() -> None:
         if isinstance(problem, str):
             st.warning(f"{name} is left out: {problem}")
     if not loaded:
-        st.error(f"No usable checkpoint in {bundle.models_dir()}.")
+        models.logger.error("no usable checkpoint in %s", bundle.models_dir())  # the path for the log, not the page
+        st.error("No usable model in the models folder.")
         return
     learning_ui(loaded)
     st.divider()

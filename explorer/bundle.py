@@ -22,7 +22,17 @@ MODELS_DIR_ENV = "VAE_EXPLORER_MODELS"  # lets tests and users point the app at 
 
 
 class ModelUnavailableError(ValueError):
-    """A checkpoint or its atlas cannot be used; the message says what to run to fix it."""
+    """A checkpoint or its atlas cannot be used; the message says what to run to fix it.
+
+    `str(err)` is for whoever runs the server (its log, the command line): it names the file's
+    path, quotes the library and gives the command. `public` is for visitors (a link can pick any
+    model, and the tug-of-war page lists every one): the model's name and what is wrong in plain
+    words, with no path, command or library text.
+    """
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or "this model cannot be used"
 
 
 @dataclass(frozen=True)
@@ -154,23 +164,35 @@ def load_explorer_model(path: str | Path) -> ExplorerModel:
     """Checkpoint + atlas at `path`. Raises ModelUnavailableError (a ValueError) with the fix."""
     path = Path(path)
     rebuild = f"rebuild it with `python -m training.export {path}`"
-    if not path.is_file():
-        raise ModelUnavailableError(f"checkpoint not found: {path}")
     atlas_file = atlas_path_for(path)
+    fix = "; whoever runs this server can rebuild it (the server's log says how)"  # the public messages' end
+    if not path.is_file():
+        raise ModelUnavailableError(f"checkpoint not found: {path}", f"{path.name} is no longer in the models folder")
     if not atlas_file.is_file():
         raise ModelUnavailableError(f"{path.name} has no latent atlas ({atlas_file.name}); create it with "
-                                    f"`python -m training.export {path}`")
+                                    f"`python -m training.export {path}`",
+                                    f"{path.name} has no latent atlas ({atlas_file.name}){fix}")
     try:
         atlas = load_atlas(atlas_file)
     except AtlasError as e:
-        raise ModelUnavailableError(f"{atlas_file.name} cannot be used: {e}; {rebuild}") from e
+        raise ModelUnavailableError(f"{atlas_file.name} cannot be used: {e}; {rebuild}",
+                                    f"{path.name} cannot be used: its latent atlas ({atlas_file.name}) is damaged "
+                                    f"or not one this version of the app reads{fix}") from e
     except OSError as e:
-        raise ModelUnavailableError(f"{atlas_file.name} cannot be read ({e.strerror or e})") from e
-    sha = file_sha256(path)
+        raise ModelUnavailableError(f"{atlas_file.name} cannot be read ({e.strerror or e})",
+                                    f"{path.name} cannot be used: its latent atlas cannot be read") from e
+    try:
+        sha = file_sha256(path)
+    except OSError as e:
+        raise ModelUnavailableError(f"{path} cannot be read ({e.strerror or e})",
+                                    f"{path.name} cannot be used: the file cannot be read") from e
     if atlas.checkpoint_sha256 != sha:
-        raise ModelUnavailableError(f"{atlas_file.name} was made for another version of {path.name}; {rebuild}")
+        raise ModelUnavailableError(f"{atlas_file.name} was made for another version of {path.name}; {rebuild}",
+                                    f"{atlas_file.name} was made for another version of {path.name}{fix}")
     try:
         model = NumpyVAE(atlas.model_config, atlas.weights)
     except ValueError as e:
-        raise ModelUnavailableError(f"{atlas_file.name} holds no usable weights: {e}; {rebuild}") from e
+        raise ModelUnavailableError(f"{atlas_file.name} holds no usable weights: {e}; {rebuild}",
+                                    f"{path.name} cannot be used: its latent atlas ({atlas_file.name}) holds no "
+                                    f"usable weights{fix}") from e
     return ExplorerModel(checkpoint_name(path), path, sha, model, atlas, model_facts(atlas, model))

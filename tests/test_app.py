@@ -169,7 +169,7 @@ def test_bad_upload_shows_message_and_app_keeps_working(app, name, data):
         data = buf.getvalue()
     app.file_uploader(key="upload").set_value((name, data, "image/png")).run()
     assert not app.exception
-    assert len(app.error) == 1 and name in app.error[0].value
+    assert len(app.error) == 1 and name in app.error[0].value.replace("\\", "")  # shown as text: Markdown escaped
     app.button(key="btn_prior").click().run()  # the rest of the app keeps working
     assert not app.exception and any(v != 0.0 for v in code(app))
 
@@ -212,7 +212,8 @@ def test_a_model_that_fails_to_load_shows_one_message_and_is_not_rehashed_on_rer
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception and len(at.error) == 1
-    assert "made for another version of default.pt" in at.error[0].value and "python -m training.export" in at.error[0].value
+    assert "made for another version of default.pt" in at.error[0].value
+    assert str(tmp_path) not in at.error[0].value and "python -m training.export" not in at.error[0].value  # for the log
     at.run()
     at.run()
     assert not at.exception and len(at.error) == 1
