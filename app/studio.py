@@ -33,7 +33,7 @@ READY_KEY = "studio_ready"  # True once the browser's studio has drawn its first
 DRAWING_KEY = "drawing"  # the last drawing's Drawing, or absent
 DRAWING_SOURCE = "your drawing"
 PAD_SIZE, PAD_STROKE = 280, 22  # canvas pixels; a digit drawn across most of it has MNIST-like strokes
-MAX_DRAWING_BYTES = 2_000_000  # a 280x280 PNG is far smaller; anything bigger is not our pad's
+MAX_DRAWING_BYTES = 1_000_000  # a 280x280 PNG is far smaller; as a data URL it fits server.maxWidgetStateSize
 MAX_DRAWING_SIDE = 2 * PAD_SIZE  # the pad's canvas is PAD_SIZE square; room for a future high-DPI canvas
 
 

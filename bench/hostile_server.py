@@ -13,8 +13,8 @@ Prints:
 - `server_ten_at_once_peak_mb` (the whole server's peak, target 1500 MB) while ten sessions upload
   hostile files at once, and `server_class_upload_during_ten_s`: a learner's ordinary phone photo
   sent meanwhile, from upload to its finished run;
-- `server_deep_trigger`: what a pad trigger value nested 100,000 deep does to that session, and
-  whether the next rerun of the same session works.
+- `server_deep_trigger_value`, `server_deep_state_value`: what a pad value nested 100,000 deep (sent as
+  setTriggerValue and as setStateValue would) does to that session's run and to its next rerun.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import argparse
 import contextlib
 import http.client
 import http.cookies
-import json
+import os
 import shutil
 import sys
 import tempfile
@@ -126,11 +126,21 @@ class Visitor:
         info.file_urls.delete_url = path
         return self.rerun([state])
 
-    def trigger(self, key: str, value_json: str) -> list[ForwardMsg]:
-        """Rerun with a component trigger value (what the component's setTriggerValue sends)."""
+    def send_json(self, key: str, value_json: str, how: str) -> list[ForwardMsg]:
+        """Rerun with a component's value as its JavaScript sends it: `how` "trigger" (setTriggerValue:
+        the component's event aggregator widget) or "state" (setStateValue: the component's own widget)."""
         from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-        return self.rerun([WidgetState(id=self.widgets[key], json_trigger_value=value_json)])
+        wid = self.widgets[key]
+        if how == "trigger":  # streamlit.components.v2.bidi_component.main._make_trigger_id(wid, "events")
+            return self.rerun([WidgetState(id=f"$$STREAMLIT_INTERNAL_KEY_{wid}__events", json_trigger_value=value_json)])
+        return self.rerun([WidgetState(id=wid, json_value=value_json)])
+
+
+def unique(data: bytes) -> bytes:
+    """`data` with 16 random bytes after its end (every accepted format ignores trailing bytes), so
+    no upload is served from the app's analysis cache (st.cache_data, keyed on the bytes)."""
+    return data + os.urandom(16)
 
 
 def outcome(msgs: list[ForwardMsg]) -> str:
@@ -159,12 +169,17 @@ def probe(server: AppServer, files: dict[str, Path], kinds: Sequence[str], sessi
         v = Visitor(server)
         idle = _kb(pid, "VmRSS")
         clear.write_text("5")
-        shown = outcome(v.upload(f"{kind}.png", files[kind].read_bytes()))
+        shown = outcome(v.upload(f"{kind}.png", unique(files[kind].read_bytes())))
         peak = _kb(pid, "VmHWM")
         v.close()
         print(Figure(f"server_{kind}_above_idle_mb", (peak - idle) / 1024, memory.TARGET_ONE_MB).line(), flush=True)
         print(f"#   {memory.KINDS[kind][0]}: idle {idle / 1024:.0f} MB, peak {peak / 1024:.0f} MB; page: {shown}", flush=True)
     if sessions:
+        alone = Visitor(server)
+        s0 = time.perf_counter()
+        outcome(alone.upload("phone.jpg", unique(files["phone"].read_bytes())))
+        print(f"# server_class_upload_alone_s={time.perf_counter() - s0:.2f} (the same photo on the idle server)", flush=True)
+        alone.close()
         hostile = [memory.HOSTILE_FOR_TEN[i % len(memory.HOSTILE_FOR_TEN)] for i in range(sessions)]
         visitors = [Visitor(server) for _ in hostile]
         learner = Visitor(server)
@@ -173,14 +188,14 @@ def probe(server: AppServer, files: dict[str, Path], kinds: Sequence[str], sessi
         clear.write_text("5")
 
         def send(i: int) -> None:
-            results[i] = outcome(visitors[i].upload(f"{hostile[i]}.png", files[hostile[i]].read_bytes()))
+            results[i] = outcome(visitors[i].upload(f"{hostile[i]}.png", unique(files[hostile[i]].read_bytes())))
 
         t0 = time.perf_counter()
         threads = [threading.Thread(target=send, args=(i,)) for i in range(len(hostile))]
         for t in threads:
             t.start()
         s0 = time.perf_counter()
-        learner_shown = outcome(learner.upload("phone.jpg", files["phone"].read_bytes()))
+        learner_shown = outcome(learner.upload("phone.jpg", unique(files["phone"].read_bytes())))
         learner_s = time.perf_counter() - s0
         for t in threads:
             t.join()
@@ -194,15 +209,44 @@ def probe(server: AppServer, files: dict[str, Path], kinds: Sequence[str], sessi
         counts = {r: results.count(r) for r in sorted(set(results))}
         print(f"#   idle {idle / 1024:.0f} MB, peak {peak / 1024:.0f} MB, {after / 1024:.0f} MB after; all done in "
               f"{all_s:.1f} s; the learner's photo: {learner_shown}; the hostile pages: {counts}", flush=True)
-    # A trigger value nested 100,000 levels deep, sent as the pad's setTriggerValue would send it.
-    v = Visitor(server)
+    # A value nested 100,000 levels deep, sent as the pad's setTriggerValue and setStateValue would send it.
     deep = "[" * 100_000 + "]" * 100_000
-    shown = outcome(v.trigger("pad", deep))
-    again = outcome(v.rerun()) if "pad" in v.widgets else "?"
+    for how in ("trigger", "state"):
+        v = Visitor(server)
+        shown = outcome(v.send_json("pad", deep, how))
+        again = outcome(v.rerun())
+        v.close()
+        fine = "neither analysed nor refused"  # the page without an upload: no error, no analysis
+        print(f"# server_deep_{how}_value: that run showed {'the page' if shown == fine else shown}; the session's next "
+              f"rerun: {'the page' if again == fine else again}; server alive: {server.proc.poll() is None}", flush=True)
+    # The widest value a client may send: the server's limit on one message (server.maxWidgetStateSize),
+    # filled with empty lists, the costliest JSON per byte once parsed (a Python list each).
+    limit = _max_message_bytes(server)
+    wide = "[" + "[]," * ((limit - 1024) // 3) + "[]]"
+    v = Visitor(server)
+    idle = _kb(pid, "VmRSS")
+    clear.write_text("5")
+    shown = outcome(v.send_json("pad", wide, "state"))
+    peak = _kb(pid, "VmHWM")
     v.close()
-    print(f"# server_deep_trigger: the run showed: {shown}; the next rerun of that session: "
-          f"{'fine' if again.startswith('neither') else again}; server alive: {server.proc.poll() is None}", flush=True)
+    print(Figure("server_widest_value_above_idle_mb", (peak - idle) / 1024, memory.TARGET_ONE_MB).line(), flush=True)
+    print(f"#   {len(wide) / 1e6:.1f} MB of empty JSON lists (server.maxWidgetStateSize {limit / 1e6:.0f} MB) as the "
+          f"pad's state; the page: {'shown' if shown == 'neither analysed nor refused' else shown}", flush=True)
     warm.close()
+
+
+def _max_message_bytes(server: AppServer) -> int:
+    """server.maxWidgetStateSize in bytes (Streamlit counts it in decimal MB), as this server has it:
+    from its command line, else as Streamlit reads it from the repo's config."""
+    import subprocess
+
+    flags = list(server.extra_args)
+    if "--server.maxWidgetStateSize" in flags:
+        return int(flags[flags.index("--server.maxWidgetStateSize") + 1]) * 1_000_000
+    out = subprocess.run([sys.executable, "-c", "from streamlit import config; "
+                          "print(config.get_option('server.maxWidgetStateSize'))"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    return int(out.strip()) * 1_000_000
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--files", type=Path, default=None, help="bench.memory's files (made there if missing)")
     ap.add_argument("--kinds", default="png16,rgba,rgba_max,palette,webp,jpeg_progressive,phone")
     ap.add_argument("--sessions", type=int, default=10, help="hostile uploads at once (0: skip)")
+    ap.add_argument("--max-widget-state", type=int, default=None,
+                    help="start the server with this server.maxWidgetStateSize (MB) instead of the repo's")
     args = ap.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
     with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp:
@@ -218,7 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = memory.make_files(folder, sorted({*kinds, *memory.HOSTILE_FOR_TEN, "phone"}))
         models = Path(tmp) / "models"
         shutil.copytree(TINY_MODELS, models)
-        server = AppServer(models, Path(tmp) / "server.log").start()
+        extra = ("--server.maxWidgetStateSize", str(args.max_widget_state)) if args.max_widget_state else ()
+        server = AppServer(models, Path(tmp) / "server.log", extra_args=extra).start()
         try:
             print(f"# server pid {server.proc.pid} on {server.url}; code at {REPO_ROOT}", flush=True)
             probe(server, files, kinds, args.sessions)

@@ -74,12 +74,14 @@ MIN_SIDE = 8
 #: With the upload's bytes (<= 20 MB) and the strips below, one upload stays under ~150 MB above the
 #: idle server; a picture that would need more is refused from its header, before decoding.
 MAX_DECODE_BYTES = 80 * 2**20
-#: A decode needing more than this waits for a turn: at most LARGE_DECODES_AT_ONCE run at once (the
-#: machine has 2 cores, so more at once only adds memory), and a turn not given within
-#: LARGE_DECODE_WAIT_S seconds refuses the upload with "busy". Ordinary pictures (a phone photo
-#: decoded at reduced scale, a drawing) need far less and never wait.
+#: A decode needing more than this waits for a turn: at most LARGE_DECODES_AT_ONCE run at once (on
+#: the 2-core server: one core for large pictures, the other for the rest of the class; more at once
+#: only adds memory), and a turn not given within LARGE_DECODE_WAIT_S seconds refuses the upload
+#: with "busy". Ordinary pictures (a phone photo decoded at reduced scale, a drawing) need far less
+#: and never wait. Measured with ten hostile uploads at once (bench.hostile_server): 1 or 2 turns
+#: gave the same peak; with 1 a learner's photo sent meanwhile was answered a little sooner.
 LARGE_DECODE_BYTES = 16 * 2**20
-LARGE_DECODES_AT_ONCE = 2
+LARGE_DECODES_AT_ONCE = 1
 LARGE_DECODE_WAIT_S = 60.0
 #: Pictures larger than the working size are converted to grey in strips of about this many pixels,
 #: each reduced at once, so no full-size copy of the picture exists beside the decoded frame.
@@ -200,9 +202,11 @@ def _decode_to_gray(raw: bytes) -> np.ndarray:
             cost = decode_bytes(img, full_size)
             if cost > MAX_DECODE_BYTES:
                 raise UnusableImageError(_too_large_to_decode(img, full_size, cost))
-            orientation = _exif_orientation(img)
             with _decode_turn(cost):
                 img.load()  # frame 0 of an animation: Image.open leaves the first frame current
+                # why after load, inside the turn: a PNG's getexif() loads the pixels itself (its
+                # eXIf chunk may follow them), which outside the turn made waiting uploads decode.
+                orientation = _exif_orientation(img)
                 gray = _reduced_gray(img)
             gray = _upright(gray, orientation)
     except UnusableImageError:

@@ -247,3 +247,68 @@ def test_one_upload_limit_in_one_unit(models):
     # What slips between the browser's 20 MB and the server's 20 MiB is refused in the same words.
     at.file_uploader(key="upload").set_value(("big.png", b"\x89PNG" + b"\0" * MAX_FILE_BYTES, "image/png")).run()
     assert len(at.error) == 1 and f"the limit is {UPLOAD_LIMIT_MB} MB" in unescape(at.error[0].value)
+
+
+# --- a component value nested past Python's limit (app/streamlit_guard.py) -------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_streamlits_component_value_parsers_take_a_deep_value_as_no_value():
+    from streamlit.components.v2.bidi_component import serialization
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+    from streamlit.runtime.state import common
+
+    from app import streamlit_guard
+
+    assert streamlit_guard.install()  # Streamlit still parses component values where the guard expects
+    assert serialization.deserialize_trigger_list(DEEP) is None  # setTriggerValue: no event, no callback
+    assert serialization.BidiComponentSerde().deserialize(DEEP) == {}  # setStateValue: an empty state
+    assert common.unpack_widget_state_value(WidgetState(id="w", json_value=DEEP)) is None
+    # Values of the right shape are parsed as before.
+    assert serialization.deserialize_trigger_list('[{"event": "stroke", "value": "x"}]') == [{"event": "stroke", "value": "x"}]
+    assert common.unpack_widget_state_value(WidgetState(id="w", json_value='{"release": [1, 2]}')) == {"release": [1, 2]}
+
+
+@pytest.fixture(scope="module")
+def live_server(tiny_models_dir, tmp_path_factory):
+    from bench.harness import AppServer
+
+    app = AppServer(tiny_models_dir, tmp_path_factory.mktemp("streamlit") / "server.log")
+    try:
+        app.start(timeout=90)
+    except (RuntimeError, TimeoutError) as e:
+        pytest.fail(str(e))
+    yield app
+    app.stop()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("how", ["trigger", "state"])
+def test_a_deep_pad_value_leaves_the_page_and_the_session_working(live_server, how):
+    from bench.hostile_server import Visitor, outcome
+
+    visitor = Visitor(live_server)
+    try:
+        page = "neither analysed nor refused"  # the explorer page with no upload: no error element
+        assert outcome(visitor.send_json("pad", DEEP, how)) == page
+        assert outcome(visitor.rerun()) == page  # and the session's next run too
+    finally:
+        visitor.close()
+    assert live_server.proc.poll() is None
+
+
+@pytest.mark.server
+def test_a_message_over_the_widget_state_limit_closes_only_that_connection(live_server):
+    from websockets.exceptions import ConnectionClosed
+
+    from bench.hostile_server import Visitor, outcome
+
+    visitor, other = Visitor(live_server), Visitor(live_server)
+    try:
+        with pytest.raises(ConnectionClosed):  # 2 MB is the shipped limit; 3 MB of [[],...] would be ~60 MB of lists
+            visitor.send_json("pad", "[" + "[]," * 1_000_000 + "[]]", "state")
+        assert outcome(other.rerun()) == "neither analysed nor refused"
+    finally:
+        visitor.close()
+        other.close()
