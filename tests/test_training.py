@@ -96,6 +96,7 @@ def test_iwae_bound_is_tighter_than_elbo():
     assert (nll <= neg_elbo + 1e-3).all()
 
 
+@pytest.mark.slow
 def test_widened_proposal_estimates_the_same_likelihood():
     """With a 1-d latent, log p(x) is a 1-d integral: quadrature gives it exactly. Both the encoder's
     own proposal and a widened one must estimate it; a wrong log-density of the widened proposal would
@@ -125,6 +126,7 @@ def test_kl_warmup_schedule():
     assert kl_weight_at(0, 0, beta=0.5) == 0.5
 
 
+@pytest.mark.slow
 def test_small_batch_overfits():
     torch.manual_seed(0)
     model = VAE(ModelConfig(encoder_hidden=(64,), decoder_hidden=(64,), latent_dim=4))
@@ -159,6 +161,7 @@ def test_weight_decay_shrinks_weights_that_get_no_gradient():
         tiny_cfg(Path("unused"), weight_decay=-1.0)
 
 
+@pytest.mark.slow
 def test_train_writes_best_and_resume_checkpoints(tmp_path, tiny_tensors):
     tr_x, _, te_x, _ = tiny_tensors
     cfg = tiny_cfg(tmp_path, epochs=3)
@@ -175,6 +178,7 @@ def test_train_writes_best_and_resume_checkpoints(tmp_path, tiny_tensors):
     assert TrainConfig.from_dict(best["train_config"]).epochs == 3
 
 
+@pytest.mark.slow
 def test_with_beta_the_best_checkpoint_is_chosen_by_the_beta_objective(tmp_path, tiny_tensors):
     """recon + beta x KL, the objective once warm-up is over, picks the best epoch: not the -ELBO,
     which at a large beta prefers the warm-up epochs, when the KL weight was still small."""
@@ -191,6 +195,7 @@ def test_with_beta_the_best_checkpoint_is_chosen_by_the_beta_objective(tmp_path,
     assert selection_score(warm, cfg1) == 120.0 < selection_score(late, cfg1)
 
 
+@pytest.mark.slow
 def test_training_is_deterministic(tmp_path, tiny_tensors):
     tr_x, _, te_x, _ = tiny_tensors
     a = train(tiny_cfg(tmp_path / "a"), tr_x, te_x, log=lambda s: None)
@@ -199,6 +204,7 @@ def test_training_is_deterministic(tmp_path, tiny_tensors):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_equals_uninterrupted(tmp_path, tiny_tensors):
     tr_x, _, te_x, _ = tiny_tensors
     full = train(tiny_cfg(tmp_path / "full", epochs=4), tr_x, te_x, log=lambda s: None)
@@ -230,6 +236,7 @@ def test_resume_refuses_changed_settings(tmp_path, tiny_tensors):
         train(tiny_cfg(tmp_path, epochs=2, resume=True, lr=0.5), tr_x, te_x, log=lambda s: None)
 
 
+@pytest.mark.slow
 def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path, tiny_tensors):
     tr_x, _, te_x, _ = tiny_tensors
     cfg = tiny_cfg(tmp_path, epochs=1)
@@ -497,6 +504,7 @@ def test_evaluate_cli_json(tmp_path, tiny_mnist, good_ckpt, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fine_tune_with_iwae_from_a_checkpoint(tmp_path, tiny_tensors, good_ckpt):
     tr_x, _, te_x, _ = tiny_tensors
     start = load_vae(good_ckpt).state_dict()
