@@ -220,7 +220,7 @@ def test_a_subset_atlas_keeps_the_followed_digits_and_evaluates_all(tmp_path, ti
     full = load_atlas(atlas_path_for(full_ckpt))
     assert full.size == 64 and full.test_index is None
     # same weights (atlas_subset does not change training), so the same whole-test-set figures
-    assert atlas.metrics["kl"] == pytest.approx(full.metrics["kl"], rel=1e-5)
+    assert atlas.metrics.kl == pytest.approx(full.metrics.kl, rel=1e-5)
     assert export(ckpt, md5, "--no-subset", root=root) == 0
     assert load_atlas(atlas_path_for(ckpt)).size == 64
 
