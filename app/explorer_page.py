@@ -9,6 +9,8 @@ is the page (st.navigation calls it); importing this module runs nothing.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import streamlit as st
 
@@ -19,6 +21,7 @@ from explorer import bundle, codes, figures, projection, state, tug
 from explorer.analysis import DigitAnalysis
 from explorer.preprocess import UPLOAD_LIMIT_MB as _LIMIT_MB, UnusableImageError
 
+_log = logging.getLogger(__name__)
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp"]
 UPLOAD_LIMIT_MB = _LIMIT_MB  # decimal MB; the server: .streamlit/config.toml server.maxUploadSize
 NOISE_SAMPLES = 15
@@ -215,7 +218,7 @@ def render() -> None:
     st.html("<style>[data-testid='stImage'] img {image-rendering: pixelated;}</style>")
     paths = bundle.list_checkpoints(bundle.models_dir())
     if not paths:
-        models.logger.error("no checkpoint in %s", bundle.models_dir())  # the path for the log, not the page
+        _log.error("no checkpoint in %s", bundle.models_dir())  # the path for the log, not the page
         st.error("No model in the models folder. Train one with `python -m training`.")
         return
     folder = bundle.models_dir()
@@ -226,8 +229,8 @@ def render() -> None:
                                   help="checkpoints in the models folder; a subfolder is a family (beta/: the beta sweep)")
     path = paths[names.index(choice)]
     m = models.load_model_or_error(str(path), models.file_version(path))
-    if isinstance(m, str):
-        st.error(m)
+    if isinstance(m, bundle.ModelLoadFailure):
+        st.error(f"The model {m.name} cannot be used: {m.problem}.")
         return
     sidebar_ui(m)
     if st.session_state.get(state.SELECTED_KEY, 0) >= m.atlas.size:
