@@ -10,14 +10,16 @@ component values) and every message that carries one goes through `visitor_text`
 in such an element. It backslash-escapes each character that starts a Markdown construct: a
 backslash before ASCII punctuation is CommonMark's escape, so the page shows the character itself,
 and the construct never forms. Whitespace runs (newlines included) become one space, so a value
-cannot start a heading, list, quote or table on a line of its own.
+cannot start a heading, list, quote or table on a line of its own. What a backslash cannot stop
+(plugins that rewrite the parsed text: automatic links, emoji and icon shortcodes) is broken by an
+invisible word joiner (see JOINER).
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["visitor_text", "MARKDOWN_SPECIAL"]
+__all__ = ["visitor_text", "MARKDOWN_SPECIAL", "JOINER"]
 
 #: The ASCII punctuation that can open a Markdown construct in Streamlit's renderer: escapes (\),
 #: code (`), emphasis (* _ ~), links, images and directives ([ ] ( ) !), HTML and autolinks (< >),
@@ -28,6 +30,14 @@ __all__ = ["visitor_text", "MARKDOWN_SPECIAL"]
 MARKDOWN_SPECIAL = "\\`*_~[]()!<>#|$:.@&{}+-=^"
 _SPECIAL = re.compile("([" + re.escape(MARKDOWN_SPECIAL) + "])")
 _SPACE = re.compile(r"\s+")
+#: U+2060 WORD JOINER: zero width, invisible. Some of Streamlit's Markdown plugins rewrite the parsed
+#: *text*, after escapes are resolved, so a backslash cannot stop them: GFM's automatic links find
+#: `http://...`, `www....` and `name@host.tld` in text, and emoji and icon shortcodes (`:smile:`,
+#: `:material/home:`) are replaced in text too. A joiner after every ":" and "@" and between "www"
+#: and "." breaks each of those patterns (measured in Chromium: tests/test_browser_hostile.py) and
+#: shows nothing.
+JOINER = "\u2060"
+_AUTOLINK_TRIGGERS = re.compile(r"([:@])|(?i:(www)(?=\.))")
 
 
 def visitor_text(value: object, limit: int | None = None) -> str:
@@ -40,4 +50,5 @@ def visitor_text(value: object, limit: int | None = None) -> str:
     text = _SPACE.sub(" ", str(value)).strip()
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 1)] + "…"
+    text = _AUTOLINK_TRIGGERS.sub(lambda m: (m.group(1) or m.group(2)) + JOINER, text)
     return _SPECIAL.sub(r"\\\1", text)

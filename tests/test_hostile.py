@@ -22,7 +22,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app import studio
-from app.text import MARKDOWN_SPECIAL, visitor_text
+from app.text import JOINER, MARKDOWN_SPECIAL, visitor_text
 from explorer.bundle import MODELS_DIR_ENV
 from explorer.preprocess import MAX_FILE_BYTES, UPLOAD_LIMIT_MB
 from tests.test_app import APP, TIMEOUT
@@ -32,7 +32,8 @@ HOSTILE = {
     "link": "[Session expired: log in again](http://127.0.0.1:8699/login)",
     "colour": ":red[Your session has expired]",
     "html": "<img src=http://127.0.0.1:8699/x.png onerror=alert(1)>",
-    "autolink": "see www.example.com or http://127.0.0.1:8699/",
+    "autolink": "see www.example.com or http://127.0.0.1:8699/ or mail a@example.com",
+    "emoji": ":smile: :+1: :material/home:",
     "latex, icon, code": "$x^2$ :material/warning: `rm -rf` **bold** _it_ ~~gone~~",
     "lines": "ok\n# Heading\n- item\n> quote",
 }
@@ -50,8 +51,9 @@ def live_specials(markdown: str) -> list[str]:
 
 
 def unescape(markdown: str) -> str:
-    """The text CommonMark shows for `markdown` made of plain text and backslash escapes."""
-    return re.sub(r"\\(.)", r"\1", markdown)
+    """The text CommonMark shows for `markdown` made of plain text and backslash escapes (the word
+    joiners visitor_text adds show as nothing)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace(JOINER, "")
 
 
 def assert_inert(markdown: str, sent: str, shown_chars: int | None = None) -> None:
@@ -59,8 +61,12 @@ def assert_inert(markdown: str, sent: str, shown_chars: int | None = None) -> No
     flat = " ".join(sent.split())
     part = flat[:shown_chars] if shown_chars else flat
     assert part in unescape(markdown), markdown
-    for construct in ("](", "![", ":red[", "<img", "http:", "www.", "$x", ":material"):
+    for construct in ("](", "![", ":red[", "<img", "$x"):
         assert construct not in live(markdown), f"{construct!r} live in {markdown!r}"
+    # What rewrites the parsed text (escapes resolved): automatic links, emoji and icon shortcodes.
+    text = re.sub(r"\\(.)", r"\1", markdown)
+    for pattern in (r"https?://", r"(?i)www\.", r"@[\w-]+\.", r":[\w/+-]+:"):
+        assert not re.search(pattern, text), f"{pattern} in the text of {markdown!r}"
     assert "\n" not in markdown
 
 
