@@ -13,6 +13,10 @@ of mass sits at the centre. `prepare_digit` reproduces that from a photo or a dr
 
 Every failure is an `UnusableImageError` (a `ValueError`) whose message tells a person what is
 wrong and what to upload instead; no Pillow/NumPy exception escapes.
+
+Memory is bounded whatever the file (issue 20; docs/security.md): the decode's cost is estimated
+from the header and refused above MAX_DECODE_BYTES, the grey conversion runs in strips reduced as
+they go (no full-size copy beside the decoded frame), and large decodes take turns.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "UPLOAD_LIMIT_MB",
     "MAX_DECODE_BYTES",
+    "decode_bytes",
     "MAX_PIXELS",
     "MIN_SIDE",
     "MAX_ASPECT",

@@ -248,6 +248,9 @@ def test_one_upload_limit_in_one_unit(models):
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == UPLOAD_LIMIT_MB  # the server's limit (it counts MiB: 20 MiB > 20 MB)
     assert MAX_FILE_BYTES == UPLOAD_LIMIT_MB * 1_000_000  # the browser's unit: decimal MB
+    # One websocket message (decimal MB, bounded for memory) still carries the largest drawing the pad
+    # may send, as a base64 data URL, with room for the rest of a rerun's widget values.
+    assert config["server"]["maxWidgetStateSize"] * 1_000_000 >= studio.MAX_DRAWING_BYTES * 4 // 3 + 500_000
     at = run(AppTest.from_file(APP, default_timeout=TIMEOUT))
     assert at.file_uploader(key="upload").proto.max_upload_size_mb == UPLOAD_LIMIT_MB
     # What slips between the browser's 20 MB and the server's 20 MiB is refused in the same words.
