@@ -319,7 +319,9 @@ def test_a_link_to_a_subset_models_digit_selects_that_test_digit(tmp_path, tiny_
 
 def test_a_link_to_a_digit_the_subset_atlas_lacks_gets_a_notice(tmp_path, tiny_models_dir, monkeypatch):
     at = linked(subset_models(tmp_path, tiny_models_dir), monkeypatch, model="sub", digit="31")
-    assert len(at.warning) == 1 and "test digit #31 is not among the 100 test digits" in at.warning[0].value
+    from app.text import visitor_text  # notices are shown as text (Markdown escaped)
+
+    assert len(at.warning) == 1 and visitor_text("test digit #31 is not among the 100 test digits") in at.warning[0].value
     assert at.session_state[state.SELECTED_KEY] == 0  # the session opens on its start digit instead
 
 
