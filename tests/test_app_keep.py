@@ -190,7 +190,7 @@ def follower(at: AppTest) -> dict | None:
 def test_there_is_no_refresh_and_the_panel_follows_a_release(app):
     assert not [b for b in app.button if b.label == "Refresh"]
     show(app, "Code (JSON)")
-    assert follower(app) == {"follow": True}  # the code view is made from the current code
+    assert follower(app)["follow"] is True  # the code view is made from the current code
     state.take_release(app.session_state, {"z": [0, 0, 0, 0, 0, 0, 0, 4.0]}, 8)  # what a release (or the follower) writes
     app.run()
     shown = code_file(app)
@@ -201,11 +201,11 @@ def test_there_is_no_refresh_and_the_panel_follows_a_release(app):
 
 
 def test_the_follower_listens_only_while_the_panel_shows_the_current_code(app):
-    assert follower(app) == {"follow": True}  # interpolation from the current code, the default
+    assert follower(app)["follow"] is True  # interpolation from the current code, the default
     app.selectbox(key="interp_from").set_value("mean of the 3s").run()
-    assert follower(app) == {"follow": False}
+    assert follower(app)["follow"] is False
     show(app, "Traversal grid")
-    assert follower(app) == {"follow": True}  # around the current code, the default
+    assert follower(app)["follow"] is True  # around the current code, the default
 
 
 def test_a_download_is_made_from_the_code_of_the_click(app, tiny_models_dir):

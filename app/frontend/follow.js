@@ -10,45 +10,68 @@
 // the current code), and only while the panel is on screen or about to be (within MARGIN of the
 // viewport). A release made while the panel is far out of view (the studio is ~2000 px above it)
 // is kept, and the panel reruns with it as soon as it comes near the viewport, before it is seen.
+// `data.z` is the code the panel shows: a release of that same code needs no rerun, and a kept one
+// is dropped once a run of the panel shows it.
 
-const FOLLOWERS = (globalThis.__vaeFollowers ??= new WeakMap()); // parentElement -> follower state
-const MARGIN = "600px 0px"; // rerun the panel this far before it scrolls into view
+const FOLLOWERS = (globalThis.__vaeFollowers ??= new Map()); // data.id -> follower state
+const MARGIN_PX = 600; // rerun the panel this far before it scrolls into view
 const EVENT = "vae-studio-release";
 
 function panelOf(host) {
-  // The panel's own block (keep_ui wraps itself in a container); the host alone has no height.
+  // The panel's own block (each followed view wraps itself in a container); the host has no height.
   return host.parentElement?.closest("[data-testid='stVerticalBlock']") ?? host;
 }
 
+function isNear(el) {
+  // Read at the release (one layout read): an IntersectionObserver's state arrives a frame late, and
+  // never for an element observed before it was on the page.
+  const r = el.getBoundingClientRect();
+  return r.bottom > -MARGIN_PX && r.top < globalThis.innerHeight + MARGIN_PX;
+}
+
+function same(a, b) {
+  return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) < 1e-6);
+}
+
 export default function mount({ data, parentElement, setTriggerValue }) {
-  let f = FOLLOWERS.get(parentElement);
+  // One state per follower id (data.id), not per element: after a run of another fragment the page
+  // may mount the same element again (a new parentElement and instance key, the same data), and a
+  // release kept for later must survive that.
+  const key = String(data?.id ?? "follower");
+  let f = FOLLOWERS.get(key);
   if (!f) {
-    const host = parentElement.host ?? parentElement; // a ShadowRoot's element
-    f = { follow: false, set: setTriggerValue, near: false, pending: null };
+    f = { follow: false, set: setTriggerValue, pending: null, observer: null, host: null, shown: null };
+    FOLLOWERS.set(key, f);
     const send = (z) => {
       f.pending = null;
+      f.observer?.disconnect();
       // In a task of its own: a trigger set in the same task as the studio's goes out in the same
       // message, which reruns only the studio's fragment (this callback runs, the panel does not).
       setTimeout(() => f.set("release", { z }), 0);
     };
-    const observer = new IntersectionObserver((entries) => {
-      f.near = entries[entries.length - 1].isIntersecting;
-      if (f.near && f.pending) send(f.pending);
-    }, { rootMargin: MARGIN });
-    observer.observe(panelOf(host));
-    const listener = (event) => {
-      if (!host.isConnected) { // the panel is gone: stop listening
-        globalThis.removeEventListener(EVENT, listener);
-        observer.disconnect();
-        return;
-      }
-      if (!f.follow || !Array.isArray(event.detail?.z)) return;
-      if (f.near) send(event.detail.z); else f.pending = event.detail.z;
+    const watch = () => { // until the panel comes near, then rerun it with the last release
+      f.observer ??= new IntersectionObserver((entries) => {
+        if (f.pending && entries.some((e) => e.isIntersecting)) send(f.pending);
+      }, { rootMargin: `${MARGIN_PX}px 0px` });
+      f.observer.disconnect();
+      f.observer.observe(panelOf(f.host));
     };
-    globalThis.addEventListener(EVENT, listener);
-    FOLLOWERS.set(parentElement, f);
+    globalThis.addEventListener(EVENT, (event) => {
+      if (!f.follow || !f.host?.isConnected || !Array.isArray(event.detail?.z)) return; // not shown: nothing to follow
+      if (same(event.detail.z, f.shown)) return;
+      if (isNear(panelOf(f.host))) send(event.detail.z);
+      else { f.pending = event.detail.z; watch(); }
+    });
   }
+  f.host = parentElement.host ?? parentElement; // a ShadowRoot's element
   f.follow = Boolean(data && data.follow);
+  f.shown = data && Array.isArray(data.z) ? data.z : null; // the code the panel shows now
   f.set = setTriggerValue;
-  f.pending = null; // the panel has just run: it shows the server's code, which has every release
+  if (f.pending && same(f.pending, f.shown)) { // the server already shows it
+    f.pending = null;
+    f.observer?.disconnect();
+  } else if (f.pending) {
+    f.observer?.disconnect();
+    f.observer?.observe(panelOf(f.host)); // the same panel, remounted
+  }
 }
