@@ -1,0 +1,45 @@
+"""The class benchmark (bench.class_load) plays a tiny class on the real server and measures it.
+
+Two websocket learners on the tiny test model for a few seconds, at a fast pace: every action a
+learner knows (slider releases, a map click, a stroke, an upload) must reach the real app and come
+back as the page that shows it, with no error. No timing is asserted: the figures are the
+benchmark's to print.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import class_load
+from bench.class_load import ClassConfig, Pace, code_text, parse_code
+
+FAST = Pace(think=(0.1, 0.3), release_gap=(0.05, 0.15), burst=(2, 3))
+
+
+@pytest.mark.server
+def test_a_tiny_class_measures_releases_and_uploads(tiny_models_dir, tmp_path):
+    cfg = ClassConfig(learners=2, duration_s=4.0, ramp_s=0.5, browsers=0, settle_s=0.5, pace=FAST, timeout_s=60.0)
+    r = class_load.run_class(tiny_models_dir, cfg, tmp_path / "server.log")
+    assert r.tally.errors == []
+    for kind in ("open", "release", "map", "draw", "upload"):
+        assert r.tally.count(kind) > 0, f"no {kind} measured"
+    assert r.tally.count("open") == 2
+    assert r.rss_idle_mb > 0 and r.rss_peak_mb >= r.rss_idle_mb
+    assert "| 2 | 0 |" in class_load.markdown_table([r])
+
+
+def test_the_code_line_is_read_back_as_written():
+    z = [0.05, -1.2, 0.0, 2.5, -0.0, 0.3, -2.45, 1.0]
+    line = f"Code from **sliders**: z = [{code_text(z)}] · nearest test digit: a 3 (#12)"
+    assert code_text(z).startswith("+0.05, -1.20, +0.00, +2.50, +0.00")
+    assert parse_code(["other", line], 8) == [0.05, -1.2, 0.0, 2.5, 0.0, 0.3, -2.45, 1.0]
+    assert parse_code([line], 4) is None
+
+
+def test_drawings_and_photos_differ_each_time():
+    import random
+
+    rng = random.Random(1)
+    assert class_load.drawing_data_url(rng) != class_load.drawing_data_url(rng)
+    assert class_load.photo_bytes(rng) != class_load.photo_bytes(rng)
+    assert class_load.drawing_data_url(rng).startswith("data:image/png;base64,")
