@@ -46,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -292,22 +293,24 @@ def browser_learners(url: str, count: int, start_delays: list[float], stop_at: f
                 except PlaywrightError as e:
                     tally.error(f"browser open: {str(e).splitlines()[0]}")
             next_at = [time.perf_counter() + rng.uniform(*pace.think) for _ in pages]
-            while pages and time.perf_counter() < stop_at:
-                i = min(range(len(pages)), key=next_at.__getitem__)
+            released = [False] * len(pages)  # like the websocket learners, each page finishes its first release
+            while pages and (time.perf_counter() < stop_at or not all(released)):
+                i = min((k for k in range(len(pages)) if time.perf_counter() < stop_at or not released[k]),
+                        key=next_at.__getitem__)
                 time.sleep(max(0.0, next_at[i] - time.perf_counter()))
-                if time.perf_counter() >= stop_at:
-                    break
                 try:
-                    browser_release(pages[i], rng, tally, t, ms)
+                    released[i] = browser_release(pages[i], rng, tally, t, ms) or released[i]
                 except PlaywrightError as e:
                     tally.error(f"browser release: {str(e).splitlines()[0]}")
+                    released[i] = True  # counted as an error; do not retry past the end
                 next_at[i] = time.perf_counter() + rng.uniform(*pace.release_gap)
         finally:
             browser.close()
 
 
-def browser_release(page, rng: random.Random, tally: Tally, t: Callable[[], float], ms: int) -> None:  # noqa: ANN001
-    """Mouse down on a slider's track, a few moves, up (the release); time until the page shows the code."""
+def browser_release(page, rng: random.Random, tally: Tally, t: Callable[[], float], ms: int) -> bool:  # noqa: ANN001
+    """Mouse down on a slider's track, a few moves, up (the release); time until the page shows the code.
+    False when the drag ended on the value it started from (nothing is sent then)."""
     slider = page.locator(f"input[type='range'][aria-label='z{rng.randrange(8)}']")
     box = slider.bounding_box()
     if box is None:
@@ -324,9 +327,10 @@ def browser_release(page, rng: random.Random, tally: Tally, t: Callable[[], floa
     page.mouse.up()
     code = page.evaluate(BROWSER_CODE_JS)
     if code == before:
-        return  # the drag ended where it began: no release reaches the server
+        return False  # the drag ended where it began: no release reaches the server
     page.wait_for_function(SUMMARY_SHOWS_JS, arg=code, timeout=ms)
     tally.add("browser_release", start, t() - start)
+    return True
 
 
 # ---- the server's memory and the load generator's own health --------------------------------
@@ -398,6 +402,8 @@ class ClassConfig:
 async def _class(url: str, cfg: ClassConfig, tally: Tally) -> tuple[float, float]:
     """Run the learners; returns (steady_after offset s, loop lag max s)."""
     rng = random.Random(cfg.seed)
+    # Page loads and uploads make their HTTP requests in threads: enough of them that none waits for another.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=cfg.learners + 4))
     browsers = min(cfg.browsers, cfg.learners)
     delays = [cfg.ramp_s * i / max(1, cfg.learners) for i in range(cfg.learners)]
     rng.shuffle(delays)
@@ -518,6 +524,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             r = run_class(args.models, cfg, Path(tmp) / f"server-{n}.log")
             results.append(r)
             print(" ".join(f"{h.replace(' ', '_')}={v}" for h, v in zip(HEADER, row(r))), flush=True)
+            print("#   " + "; ".join(f"{kind} n={r.tally.count(kind)} p50={r.p(kind, 0.5):.0f} p95={r.p(kind, 0.95):.0f} ms"
+                                    for kind in ("open", "release", "map", "draw", "upload", "browser_open", "browser_release")),
+                  flush=True)
             for e in sorted(set(r.tally.errors))[:5]:
                 print(f"#   error x{r.tally.errors.count(e)}: {e}", flush=True)
     print(f"# uptime after: {os.popen('uptime').read().strip()}")  # noqa: S605,S607

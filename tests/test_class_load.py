@@ -43,3 +43,16 @@ def test_drawings_and_photos_differ_each_time():
     assert class_load.drawing_data_url(rng) != class_load.drawing_data_url(rng)
     assert class_load.photo_bytes(rng) != class_load.photo_bytes(rng)
     assert class_load.drawing_data_url(rng).startswith("data:image/png;base64,")
+
+
+@pytest.mark.browser
+def test_a_chromium_learner_drags_and_measures_its_releases(tiny_models_dir, tmp_path):
+    from bench.harness import chromium_path
+
+    if chromium_path() is None:
+        pytest.skip("no chromium")
+    pytest.importorskip("playwright.sync_api")
+    cfg = ClassConfig(learners=1, duration_s=1.0, ramp_s=0.0, browsers=1, settle_s=0.5, pace=FAST, timeout_s=90.0)
+    r = class_load.run_class(tiny_models_dir, cfg, tmp_path / "server.log")
+    assert r.tally.errors == []
+    assert r.tally.count("browser_open") == 1 and r.tally.count("browser_release") > 0
