@@ -61,6 +61,7 @@ def effective_config(*flags: str, home: Path) -> dict[str, str]:
     return values
 
 
+@pytest.mark.server
 def test_streamlit_reads_the_shipped_config_and_a_flag_overrides_it(tmp_path):
     shipped = effective_config(home=tmp_path)
     assert shipped["server.maxUploadSize"] == "20"
@@ -153,11 +154,13 @@ def server(tiny_models_dir, tmp_path_factory):
     app.stop()
 
 
+@pytest.mark.server
 def test_the_live_server_sends_no_usage_statistics(server):
     with live_session(server.port, _xsrf_token(server.url)) as new_session:
         assert new_session.new_session.config.gather_usage_stats is False  # what the browser is told
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_an_oversized_upload_is_refused_by_the_server(server, chunked):
     token = _xsrf_token(server.url)
