@@ -14,8 +14,9 @@ For each class size N it starts the real app (`streamlit run streamlit_app.py`, 
 * K learners are real headless Chromium pages (Debian chromium + playwright): they open the page and
   drag a slider with the mouse, release it, and wait until the page's summary line shows the code.
 
-Every websocket learner finishes its first round (each action once) even past the end of the run, so
-each size measures every action; after that it stops at the end of the run.
+Every learner finishes its first round (each action once; a browser page: one release) even past the
+end of the run, so each size measures every action, unless the server is so far behind that the
+round would end more than max(30 s, duration) late; after that round it stops at the end of the run.
 
 Printed per N (times from each request to the end of the script run it started, i.e. the page is
 complete; "steady" = actions started after every learner has opened its page):
@@ -23,7 +24,8 @@ release -> page p50/p95, upload -> result p95, draw / map-click p95, page open p
 payload, the first run and the map's run), the browser pages' release -> page, server RSS (idle
 after the warm-up, peak during the class, after everyone left plus `--settle` seconds), errors
 (exceptions on the page, error boxes, a reply that does not show the action, timeouts, dropped
-sockets), the event loop's worst lag (if high, the load generator itself was the limit) and the load
+sockets), the server's CPU seconds per learner-minute (what a learner costs, whatever the machine's
+load), the event loop's worst lag (if high, the load generator itself was the limit) and the load
 average. A size "holds" when the steady release p95 <= 500 ms, RSS peak <= 1.5 GB and there are no
 errors; the last line names the largest N measured that holds.
 
@@ -112,6 +114,13 @@ class ClassResult:
     loop_lag_max_ms: float
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    server_cpu_s: float  # CPU seconds the server used during the class
+    wall_s: float  # how long the class lasted (arrivals, work, stragglers)
+
+    @property
+    def cpu_per_learner_min(self) -> float:
+        """Server CPU seconds per learner per minute of class: a load-independent cost of a learner."""
+        return self.server_cpu_s / (self.learners * self.wall_s / 60)
 
     def p(self, kind: str, q: float, steady: bool = False) -> float:
         """Quantile q of kind's times in ms (nan if none)."""
@@ -174,8 +183,9 @@ ATLAS_SIZE_RE = re.compile(r"map of the ([\d,]+) encoded")
 
 
 async def ws_learner(url: str, start_delay: float, stop_at: float, t_zero: float, pace: Pace, rng: random.Random,
-                     tally: Tally, photo_side: int, timeout: float) -> None:
-    """One learner: open the page, then act at `pace` until `stop_at` (time.perf_counter())."""
+                     tally: Tally, photo_side: int, timeout: float, grace: float) -> None:
+    """One learner: open the page, then act at `pace` until `stop_at` (time.perf_counter()); its first
+    round of actions may run past it, by `grace` seconds at most."""
     await asyncio.sleep(start_delay)
     client = StreamlitClient(url, timeout=timeout)
     t = lambda: time.perf_counter() - t_zero  # noqa: E731
@@ -195,8 +205,9 @@ async def ws_learner(url: str, start_delay: float, stop_at: float, t_zero: float
         rng.shuffle(tour)
         while True:
             await asyncio.sleep(rng.uniform(*pace.think))
-            if not tour and time.perf_counter() >= stop_at:
-                break  # the first round (every action once) is always finished: each size measures every action
+            now = time.perf_counter()
+            if (not tour and now >= stop_at) or now >= stop_at + grace:
+                break  # the first round (every action once) is finished unless the server is hopelessly behind
             action = tour.pop() if tour else rng.choices(ACTIONS, weights=pace.weights)[0]
             if action == "release":
                 for i in range(rng.randint(*pace.burst)):
@@ -294,7 +305,8 @@ def browser_learners(url: str, count: int, start_delays: list[float], stop_at: f
                     tally.error(f"browser open: {str(e).splitlines()[0]}")
             next_at = [time.perf_counter() + rng.uniform(*pace.think) for _ in pages]
             released = [False] * len(pages)  # like the websocket learners, each page finishes its first release
-            while pages and (time.perf_counter() < stop_at or not all(released)):
+            hard_stop = stop_at + max(30.0, stop_at - t_zero)
+            while pages and (time.perf_counter() < stop_at or not all(released)) and time.perf_counter() < hard_stop:
                 i = min((k for k in range(len(pages)) if time.perf_counter() < stop_at or not released[k]),
                         key=next_at.__getitem__)
                 time.sleep(max(0.0, next_at[i] - time.perf_counter()))
@@ -335,24 +347,38 @@ def browser_release(page, rng: random.Random, tally: Tally, t: Callable[[], floa
 
 # ---- the server's memory and the load generator's own health --------------------------------
 
-def group_rss_mb(pgid: int) -> float:
-    """Resident memory (MB, decimal) of every process in process group `pgid` (the server and any child)."""
-    total = 0
+def _group_stats(pgid: int) -> list[tuple[int, list[str]]]:
+    """(pid, fields of /proc/pid/stat after the command name) of every process in process group `pgid`."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
-                continue
-            with open(f"/proc/{entry}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                found.append((int(entry), fields))
         except (OSError, ValueError, IndexError):
             continue  # the process ended between the listing and the read
+    return found
+
+
+def group_rss_mb(pgid: int) -> float:
+    """Resident memory (MB, decimal) of every process in process group `pgid` (the server and any child)."""
+    total = 0
+    for pid, _ in _group_stats(pgid):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:")), 0)
+        except OSError:
+            continue
     return total / 1e6
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the processes in group `pgid`."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in _group_stats(pgid))  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class RssSampler(threading.Thread):
@@ -410,7 +436,7 @@ async def _class(url: str, cfg: ClassConfig, tally: Tally) -> tuple[float, float
     t_zero = time.perf_counter()
     stop_at = t_zero + cfg.ramp_s + cfg.duration_s
     tasks = [asyncio.create_task(ws_learner(url, delays[i], stop_at, t_zero, cfg.pace, random.Random(rng.random()), tally,
-                                            cfg.photo_side, cfg.timeout_s))
+                                            cfg.photo_side, cfg.timeout_s, grace=max(30.0, cfg.duration_s)))
              for i in range(browsers, cfg.learners)]
     lag = asyncio.create_task(loop_lag(stop_at))
     browser_task = None
@@ -448,22 +474,22 @@ def run_class(models: Path, cfg: ClassConfig, log_path: Path) -> ClassResult:
         sampler = RssSampler(pgid)
         sampler.start()
         tally = Tally()
-        load_before = os.getloadavg()
+        load_before, cpu_before, t_before = os.getloadavg(), group_cpu_s(pgid), time.perf_counter()
         steady_after, lag = asyncio.run(_class(app.url, cfg, tally))
-        load_after = os.getloadavg()
+        load_after, cpu_s, wall_s = os.getloadavg(), group_cpu_s(pgid) - cpu_before, time.perf_counter() - t_before
         time.sleep(cfg.settle_s)  # the sessions close; memory the server gives back shows here
         peak = sampler.stop()
         rss_after = group_rss_mb(pgid)
     finally:
         app.stop()
     return ClassResult(cfg.learners, min(cfg.browsers, cfg.learners), cfg.duration_s, tally, steady_after,
-                       rss_idle, max(peak, rss_after), rss_after, lag * 1000, load_before, load_after)
+                       rss_idle, max(peak, rss_after), rss_after, lag * 1000, load_before, load_after, cpu_s, wall_s)
 
 
 # ---- the report -----------------------------------------------------------------------------
 
 HEADER = ("N", "brw", "releases", "rel p50", "rel p95", "upl", "upl p95", "draw p95", "map p95", "open p95",
-          "brw rel p50", "RSS idle", "RSS peak", "RSS after", "errors", "lag max", "load", "holds")
+          "brw rel p50", "RSS idle", "RSS peak", "RSS after", "errors", "CPU s/learner-min", "lag max", "load", "holds")
 
 
 def row(r: ClassResult) -> tuple[str, ...]:
@@ -472,7 +498,7 @@ def row(r: ClassResult) -> tuple[str, ...]:
             ms(r.p("release", 0.95, True)), str(r.tally.count("upload")), ms(r.p("upload", 0.95, True)),
             ms(r.p("draw", 0.95, True)), ms(r.p("map", 0.95, True)), ms(r.p("open", 0.95)),
             ms(r.p("browser_release", 0.5, True)), f"{r.rss_idle_mb:.0f}", f"{r.rss_peak_mb:.0f}",
-            f"{r.rss_after_mb:.0f}", str(len(r.tally.errors)), f"{r.loop_lag_max_ms:.0f}",
+            f"{r.rss_after_mb:.0f}", str(len(r.tally.errors)), f"{r.cpu_per_learner_min:.2f}", f"{r.loop_lag_max_ms:.0f}",
             f"{r.load_before[0]:.1f}->{r.load_after[0]:.1f}", "yes" if r.holds else "NO")
 
 
