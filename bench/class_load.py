@@ -37,66 +37,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import io
 import math
 import os
 import random
-import re
-import statistics
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
-
-from PIL import Image, ImageDraw, ImageFilter
+from typing import Sequence
 
 from bench.harness import AppServer
-from bench.st_client import SessionError, StreamlitClient, query_value
+from bench.learners import Pace, Tally, WsLearner, browser_learners, quantile
+from bench.server_stats import RssSampler, group_cpu_s, group_rss_mb
+from bench.st_client import StreamlitClient
 from common.paths import REPO_ROOT
 
-PHOTO = REPO_ROOT / "tests" / "assets" / "digit_photo.jpg"
 TARGET_RELEASE_P95_MS = 500.0
 TARGET_RSS_MB = 1500.0  # 1.5 GB, decimal
-SLIDER_STEP = 0.05
-SLIDER_SPAN = 2.5  # learners keep to +-2.5 of the +-4 sliders, where the digits are
-PAD_SIZE, PAD_STROKE = 280, 22  # as app/studio.py
-ACTIONS = ("release", "map", "draw", "upload")
-
-
-@dataclass(frozen=True)
-class Pace:
-    """How fast a learner acts (seconds). Defaults: a learner thinks 3-8 s between actions, drags a slider
-    2-6 times in a row with 1-3 s between releases, and picks a slider burst 60 % of the time."""
-
-    think: tuple[float, float] = (3.0, 8.0)
-    release_gap: tuple[float, float] = (1.0, 3.0)
-    burst: tuple[int, int] = (2, 6)
-    weights: tuple[float, float, float, float] = (0.6, 0.15, 0.15, 0.1)  # release burst, map, draw, upload
-
-
-@dataclass
-class Tally:
-    """Every timed action of one class: kind -> [(start offset s, seconds)], and the errors."""
-
-    samples: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-    def add(self, kind: str, start: float, seconds: float) -> None:
-        self.samples.setdefault(kind, []).append((start, seconds))
-
-    def error(self, what: str) -> None:
-        self.errors.append(what)
-
-    def times(self, kind: str, after: float = -math.inf) -> list[float]:
-        return [s for t, s in self.samples.get(kind, []) if t >= after]
-
-    def count(self, kind: str) -> int:
-        return len(self.samples.get(kind, []))
 
 
 @dataclass
@@ -131,273 +90,6 @@ class ClassResult:
         release = self.p("release", 0.95, steady=True)
         return (not self.tally.errors and release <= TARGET_RELEASE_P95_MS and self.rss_peak_mb <= TARGET_RSS_MB
                 and self.tally.count("release") > 0)
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank quantile (nan when empty)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-# ---- what learners send ----------------------------------------------------------------------
-
-def drawing_data_url(rng: random.Random) -> str:
-    """A PNG data URL of a digit-like drawing on the 280-px pad (white on black), different each time."""
-    im = Image.new("L", (PAD_SIZE, PAD_SIZE))
-    d = ImageDraw.Draw(im)
-    j = lambda v: v + rng.uniform(-18, 18)  # noqa: E731 - a hand's wobble
-    shape = rng.choice(("one", "zero", "seven"))
-    if shape == "one":
-        d.line([(j(140), j(40)), (j(140), j(240))], fill=255, width=PAD_STROKE)
-    elif shape == "zero":
-        d.ellipse([j(70), j(35), j(210), j(245)], outline=255, width=PAD_STROKE)
-    else:
-        d.line([(j(70), j(50)), (j(210), j(50)), (j(120), j(245))], fill=255, width=PAD_STROKE, joint="curve")
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def photo_bytes(rng: random.Random, long_side: int = 0) -> bytes:
-    """The repo's phone photo of a digit, slightly rotated and re-encoded (unique bytes: no cache hit);
-    scaled to `long_side` pixels when > 0 (a phone's 4032 px, say)."""
-    with Image.open(PHOTO) as im:
-        im = im.convert("RGB").rotate(rng.uniform(-4, 4), resample=Image.Resampling.BILINEAR, fillcolor=(235, 235, 235))
-        if long_side > 0:
-            scale = long_side / max(im.size)
-            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BICUBIC)
-            im = im.filter(ImageFilter.GaussianBlur(0.6))
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=rng.randint(85, 95))
-        return buf.getvalue()
-
-
-def code_text(z: Sequence[float]) -> str:
-    """The code as the page's summary line writes it: '+0.05, -1.20, ...'."""
-    return ", ".join(f"{v + 0.0:+.2f}" for v in z)
-
-
-# ---- one websocket learner ------------------------------------------------------------------
-
-ATLAS_SIZE_RE = re.compile(r"map of the ([\d,]+) encoded")
-
-
-async def ws_learner(url: str, start_delay: float, stop_at: float, t_zero: float, pace: Pace, rng: random.Random,
-                     tally: Tally, photo_side: int, timeout: float, grace: float) -> None:
-    """One learner: open the page, then act at `pace` until `stop_at` (time.perf_counter()); its first
-    round of actions may run past it, by `grace` seconds at most."""
-    await asyncio.sleep(start_delay)
-    client = StreamlitClient(url, timeout=timeout)
-    t = lambda: time.perf_counter() - t_zero  # noqa: E731
-    try:
-        start = t()
-        first = await client.open()
-        check(tally, "open", first.ok, first.exceptions + first.error_alerts)
-        sizes = [ATLAS_SIZE_RE.search(text) for text in first.texts]
-        atlas_size = next((int(m.group(1).replace(",", "")) for m in sizes if m), 300)
-        ready = await client.ready()
-        check(tally, "open", ready.ok and "latent_map" in ready.keys, ready.exceptions + ready.error_alerts)
-        tally.add("open", start, first.seconds + ready.seconds)
-        link_code = query_value(client.query_string, "z")  # the page keeps the code in its URL
-        dim = len(link_code.split(",")) if link_code else 8
-        z = [0.0] * dim
-        tour = list(ACTIONS)
-        rng.shuffle(tour)
-        while True:
-            await asyncio.sleep(rng.uniform(*pace.think))
-            now = time.perf_counter()
-            if (not tour and now >= stop_at) or now >= stop_at + grace:
-                break  # the first round (every action once) is finished unless the server is hopelessly behind
-            action = tour.pop() if tour else rng.choices(ACTIONS, weights=pace.weights)[0]
-            if action == "release":
-                for i in range(rng.randint(*pace.burst)):
-                    if i:
-                        await asyncio.sleep(rng.uniform(*pace.release_gap))
-                    if i and time.perf_counter() >= stop_at:
-                        break
-                    d = rng.randrange(dim)
-                    z[d] = round(rng.randint(-int(SLIDER_SPAN / SLIDER_STEP), int(SLIDER_SPAN / SLIDER_STEP)) * SLIDER_STEP, 2)
-                    start = t()
-                    r = await client.release(z)
-                    tally.add("release", start, r.seconds)
-                    check(tally, "release", r.ok and r.has_text(f"z = [{code_text(z)}]"), r.exceptions + r.error_alerts)
-            elif action == "map":
-                index = rng.randrange(atlas_size)
-                start = t()
-                r = await client.click_map(index)
-                tally.add("map", start, r.seconds)
-                check(tally, "map", r.ok and r.has_text(f"test #{index} "), r.exceptions + r.error_alerts)
-                z = parse_code(r.texts, dim) or z  # the clicked digit's code: the next release moves one slider from it
-            elif action == "draw":
-                start = t()
-                r = await client.stroke(drawing_data_url(rng))
-                tally.add("draw", start, r.seconds)
-                check(tally, "draw", r.ok and "drawing_posterior" in r.keys, r.exceptions + r.error_alerts)
-                z = parse_code(r.texts, dim) or z
-            else:
-                data = photo_bytes(rng, photo_side)
-                start = t()
-                r = await client.upload(f"digit-{rng.randrange(10**6)}.jpg", data, "image/jpeg")
-                tally.add("upload", start, r.seconds)
-                check(tally, "upload", r.ok and "upload_posterior" in r.keys, r.exceptions + r.error_alerts)
-    except (SessionError, OSError, asyncio.TimeoutError) as e:
-        tally.error(f"session: {type(e).__name__}: {e}")
-    except Exception as e:  # noqa: BLE001 - one learner's failure is a figure, not the end of the class
-        tally.error(f"learner crashed: {type(e).__name__}: {e}")
-    finally:
-        await client.close()
-
-
-CODE_RE = re.compile(r"z = \[([^\]]*)\]")
-
-
-def parse_code(texts: Sequence[str], dim: int) -> list[float] | None:
-    """The code the page's summary line shows (the first 'Code from ...: z = [...]' line), or None."""
-    for text in texts:
-        if text.startswith("Code from") and (m := CODE_RE.search(text)):
-            values = [float(v) for v in m.group(1).split(",")]
-            if len(values) == dim:
-                return values
-    return None
-
-
-def check(tally: Tally, kind: str, ok: bool, problems: list[str]) -> None:
-    if not ok:
-        tally.error(f"{kind}: " + ("; ".join(p[:200] for p in problems) if problems else "the page did not show the result"))
-
-
-# ---- real browsers --------------------------------------------------------------------------
-
-BROWSER_CODE_JS = """() => Array.from(document.querySelectorAll('*')).flatMap(e => e.shadowRoot ?
-  Array.from(e.shadowRoot.querySelectorAll("input[type='range'][aria-label^='z']")) : [])
-  .sort((a, b) => Number(a.getAttribute('aria-label').slice(1)) - Number(b.getAttribute('aria-label').slice(1)))
-  .map(i => { const v = Number(i.value) + 0; return (v >= 0 ? '+' : '') + v.toFixed(2); }).join(', ')"""
-SUMMARY_SHOWS_JS = """v => [...document.querySelectorAll("[data-testid='stCaptionContainer']")]
-  .some(e => e.innerText.startsWith('Code from') && e.innerText.includes(v))"""
-
-
-def browser_learners(url: str, count: int, start_delays: list[float], stop_at: float, t_zero: float, pace: Pace,
-                     rng: random.Random, tally: Tally, timeout: float) -> None:
-    """`count` Chromium pages (one browser, a context each) in this thread: open, then drag-and-release
-    a slider with the mouse at `pace`, timing release -> the summary line showing the new code."""
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-
-    from bench.harness import CHROMIUM_ARGS, CONNECTED, chromium_path
-
-    t = lambda: time.perf_counter() - t_zero  # noqa: E731
-    ms = int(timeout * 1000)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            pages = []
-            for delay in start_delays:
-                time.sleep(max(0.0, t_zero + delay - time.perf_counter()))  # the learner's arrival time
-                try:
-                    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-                    start = t()
-                    page.goto(url, timeout=ms)
-                    page.wait_for_selector(CONNECTED, timeout=ms, state="attached")
-                    page.wait_for_function("() => globalThis.__vaeStudio?.stats?.firstFrame != null", timeout=ms)
-                    tally.add("browser_open", start, t() - start)
-                    pages.append(page)
-                except PlaywrightError as e:
-                    tally.error(f"browser open: {str(e).splitlines()[0]}")
-            next_at = [time.perf_counter() + rng.uniform(*pace.think) for _ in pages]
-            released = [False] * len(pages)  # like the websocket learners, each page finishes its first release
-            hard_stop = stop_at + max(30.0, stop_at - t_zero)
-            while pages and (time.perf_counter() < stop_at or not all(released)) and time.perf_counter() < hard_stop:
-                i = min((k for k in range(len(pages)) if time.perf_counter() < stop_at or not released[k]),
-                        key=next_at.__getitem__)
-                time.sleep(max(0.0, next_at[i] - time.perf_counter()))
-                try:
-                    released[i] = browser_release(pages[i], rng, tally, t, ms) or released[i]
-                except PlaywrightError as e:
-                    tally.error(f"browser release: {str(e).splitlines()[0]}")
-                    released[i] = True  # counted as an error; do not retry past the end
-                next_at[i] = time.perf_counter() + rng.uniform(*pace.release_gap)
-        finally:
-            browser.close()
-
-
-def browser_release(page, rng: random.Random, tally: Tally, t: Callable[[], float], ms: int) -> bool:  # noqa: ANN001
-    """Mouse down on a slider's track, a few moves, up (the release); time until the page shows the code.
-    False when the drag ended on the value it started from (nothing is sent then)."""
-    slider = page.locator(f"input[type='range'][aria-label='z{rng.randrange(8)}']")
-    box = slider.bounding_box()
-    if box is None:
-        raise RuntimeError("no slider on the page")
-    before = page.evaluate(BROWSER_CODE_JS)
-    y = box["y"] + box["height"] / 2
-    x0 = box["x"] + box["width"] * rng.uniform(0.25, 0.75)
-    x1 = x0 + rng.choice((-1, 1)) * box["width"] * rng.uniform(0.05, 0.2)
-    page.mouse.move(x0, y)
-    page.mouse.down()
-    for k in range(1, 9):
-        page.mouse.move(x0 + (x1 - x0) * k / 8, y)
-    start = t()
-    page.mouse.up()
-    code = page.evaluate(BROWSER_CODE_JS)
-    if code == before:
-        return False  # the drag ended where it began: no release reaches the server
-    page.wait_for_function(SUMMARY_SHOWS_JS, arg=code, timeout=ms)
-    tally.add("browser_release", start, t() - start)
-    return True
-
-
-# ---- the server's memory and the load generator's own health --------------------------------
-
-def _group_stats(pgid: int) -> list[tuple[int, list[str]]]:
-    """(pid, fields of /proc/pid/stat after the command name) of every process in process group `pgid`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                found.append((int(entry), fields))
-        except (OSError, ValueError, IndexError):
-            continue  # the process ended between the listing and the read
-    return found
-
-
-def group_rss_mb(pgid: int) -> float:
-    """Resident memory (MB, decimal) of every process in process group `pgid` (the server and any child)."""
-    total = 0
-    for pid, _ in _group_stats(pgid):
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                total += next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:")), 0)
-        except OSError:
-            continue
-    return total / 1e6
-
-
-def group_cpu_s(pgid: int) -> float:
-    """CPU seconds (user + system) used so far by the processes in group `pgid`."""
-    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in _group_stats(pgid))  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-class RssSampler(threading.Thread):
-    """Samples the server group's RSS every `every` seconds until stopped; keeps the peak."""
-
-    def __init__(self, pgid: int, every: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.pgid, self.every, self.peak = pgid, every, 0.0
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            self.peak = max(self.peak, group_rss_mb(self.pgid))
-            self._stop_event.wait(self.every)
-
-    def stop(self) -> float:
-        self._stop_event.set()
-        self.join()
-        return self.peak
 
 
 async def loop_lag(stop_at: float, every: float = 0.1) -> float:
@@ -435,9 +127,10 @@ async def _class(url: str, cfg: ClassConfig, tally: Tally) -> tuple[float, float
     rng.shuffle(delays)
     t_zero = time.perf_counter()
     stop_at = t_zero + cfg.ramp_s + cfg.duration_s
-    tasks = [asyncio.create_task(ws_learner(url, delays[i], stop_at, t_zero, cfg.pace, random.Random(rng.random()), tally,
-                                            cfg.photo_side, cfg.timeout_s, grace=max(30.0, cfg.duration_s)))
-             for i in range(browsers, cfg.learners)]
+    grace = max(30.0, cfg.duration_s)
+    learners = [WsLearner(url, t_zero, stop_at, grace, cfg.pace, random.Random(rng.random()), tally, cfg.photo_side,
+                          cfg.timeout_s) for _ in range(browsers, cfg.learners)]
+    tasks = [asyncio.create_task(learner.run(delay)) for learner, delay in zip(learners, delays[browsers:])]
     lag = asyncio.create_task(loop_lag(stop_at))
     browser_task = None
     if browsers:

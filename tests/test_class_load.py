@@ -1,4 +1,4 @@
-"""The class benchmark (bench.class_load) plays a tiny class on the real server and measures it.
+"""The class benchmark (bench.class_load, bench.learners) plays a tiny class on the real server and measures it.
 
 Two websocket learners on the tiny test model for a few seconds, at a fast pace: every action a
 learner knows (slider releases, a map click, a stroke, an upload) must reach the real app and come
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench import class_load
-from bench.class_load import ClassConfig, Pace, code_text, parse_code
+from bench import class_load, learners
+from bench.class_load import ClassConfig
+from bench.learners import Pace, code_text, parse_code
 
 FAST = Pace(think=(0.1, 0.3), release_gap=(0.05, 0.15), burst=(2, 3))
 
@@ -40,9 +41,9 @@ def test_drawings_and_photos_differ_each_time():
     import random
 
     rng = random.Random(1)
-    assert class_load.drawing_data_url(rng) != class_load.drawing_data_url(rng)
-    assert class_load.photo_bytes(rng) != class_load.photo_bytes(rng)
-    assert class_load.drawing_data_url(rng).startswith("data:image/png;base64,")
+    assert learners.drawing_data_url(rng) != learners.drawing_data_url(rng)
+    assert learners.photo_bytes(rng) != learners.photo_bytes(rng)
+    assert learners.drawing_data_url(rng).startswith("data:image/png;base64,")
 
 
 @pytest.mark.browser
