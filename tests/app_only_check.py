@@ -1,11 +1,11 @@
-"""Proves the app runs from the lean install (requirements-app.txt): no torch, no training package.
+"""Proves the app runs from the lean install (hosted/requirements.txt): no torch, no training package.
 
     PYTHONPATH=. python tests/app_only_check.py [--block-torch] [--app hosted/streamlit_app.py]
 
 Drives the real app through AppTest on the shipped models: start, a new code (the prior button), an upload. Exits 1
 with the reason if anything fails or if torch (or the torch-bound training package) got imported.
-`.ci/run` runs it in a fresh venv holding only requirements-app.txt; tests/test_app_only.py runs it
-in the full environment with torch blocked. Not collected by pytest (no test_ prefix).
+`.ci/run` runs it with the hosted entrypoint in a fresh venv holding only hosted/requirements.txt (which
+requirements-app.txt includes); tests/test_app_only.py runs it in the full environment with torch blocked. Not collected by pytest (no test_ prefix).
 """
 
 from __future__ import annotations
