@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from bench import action_cost
 from bench.harness import AppServer
 from bench.learners import Pace, Tally, WsLearner, browser_learners, quantile
 from bench.server_stats import RssSampler, group_cpu_s, group_rss_mb
@@ -237,6 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"photos {args.photo_side or 'as shipped'}; pace {Pace()}", flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="class_load_") as tmp:
+        costs = action_cost.measure(args.models, Path(tmp) / "server-cost.log")
+        pace = Pace()
+        print("# server CPU per action, one learner alone (median of 3): "
+              + ", ".join(f"{k} {v:.0f} ms" for k, v in costs.ms.items()), flush=True)
+        print(f"# at the default pace a working learner costs ~{costs.learner_cpu_s_per_min(pace):.2f} CPU s/min: one server "
+              f"process (about one core) is full at ~{costs.learners_per_core(pace):.0f} working learners", flush=True)
         for n in args.sizes:
             cfg = ClassConfig(n, args.duration, args.ramp, args.browsers, args.settle, seed=args.seed,
                               photo_side=args.photo_side)

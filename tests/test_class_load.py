@@ -57,3 +57,22 @@ def test_a_chromium_learner_drags_and_measures_its_releases(tiny_models_dir, tmp
     r = class_load.run_class(tiny_models_dir, cfg, tmp_path / "server.log")
     assert r.tally.errors == []
     assert r.tally.count("browser_open") == 1 and r.tally.count("browser_release") > 0
+
+
+def test_a_learners_cost_follows_its_pace():
+    from bench.action_cost import ActionCosts
+
+    costs = ActionCosts({"open": 300.0, "release": 100.0, "map": 200.0, "draw": 300.0, "upload": 400.0})
+    calm = Pace(think=(8.0, 12.0))
+    # default pace: cycle 5.5 + 0.6*3*2 = 9.1 s; per cycle 0.6*4*100 + 0.15*200 + 0.15*300 + 0.1*400 = 355 ms
+    assert costs.learner_cpu_s_per_min(Pace()) == pytest.approx(60 / 9.1 * 0.355)
+    assert costs.learners_per_core(calm) > costs.learners_per_core(Pace())
+
+
+@pytest.mark.server
+def test_action_costs_are_measured_for_every_action(tiny_models_dir, tmp_path):
+    from bench import action_cost
+
+    costs = action_cost.measure(tiny_models_dir, tmp_path / "server.log", repeats=1)
+    assert set(costs.ms) == set(action_cost.KINDS)
+    assert all(v >= 0 for v in costs.ms.values()) and costs.ms["open"] > 0
