@@ -76,6 +76,7 @@ class ClassResult:
     load_after: tuple[float, float, float]
     server_cpu_s: float  # CPU seconds the server used during the class
     wall_s: float  # how long the class lasted (arrivals, work, stragglers)
+    servers: int = 1  # app processes the learners were spread over (RSS and CPU are their sums)
 
     @property
     def cpu_per_learner_min(self) -> float:
@@ -116,9 +117,10 @@ class ClassConfig:
     seed: int = 0
     photo_side: int = 0
     timeout_s: float = 60.0
+    servers: int = 1
 
 
-async def _class(url: str, cfg: ClassConfig, tally: Tally) -> tuple[float, float]:
+async def _class(urls: list[str], cfg: ClassConfig, tally: Tally) -> tuple[float, float]:
     """Run the learners; returns (steady_after offset s, loop lag max s)."""
     rng = random.Random(cfg.seed)
     # Page loads and uploads make their HTTP requests in threads: enough of them that none waits for another.
@@ -129,14 +131,15 @@ async def _class(url: str, cfg: ClassConfig, tally: Tally) -> tuple[float, float
     t_zero = time.perf_counter()
     stop_at = t_zero + cfg.ramp_s + cfg.duration_s
     grace = max(30.0, cfg.duration_s)
-    learners = [WsLearner(url, t_zero, stop_at, grace, cfg.pace, random.Random(rng.random()), tally, cfg.photo_side,
-                          cfg.timeout_s) for _ in range(browsers, cfg.learners)]
+    # With several servers each learner stays on one (what a load balancer's sticky sessions do).
+    learners = [WsLearner(urls[i % len(urls)], t_zero, stop_at, grace, cfg.pace, random.Random(rng.random()), tally,
+                          cfg.photo_side, cfg.timeout_s) for i in range(browsers, cfg.learners)]
     tasks = [asyncio.create_task(learner.run(delay)) for learner, delay in zip(learners, delays[browsers:])]
     lag = asyncio.create_task(loop_lag(stop_at))
     browser_task = None
     if browsers:
         browser_task = asyncio.create_task(asyncio.to_thread(
-            browser_learners, url, browsers, sorted(delays[:browsers]), stop_at, t_zero, cfg.pace,
+            browser_learners, urls[0], browsers, sorted(delays[:browsers]), stop_at, t_zero, cfg.pace,
             random.Random(rng.random()), tally, cfg.timeout_s))
     await asyncio.gather(*tasks)
     if browser_task is not None:
@@ -159,37 +162,43 @@ async def _warm_up(url: str, timeout: float) -> None:
 
 
 def run_class(models: Path, cfg: ClassConfig, log_path: Path) -> ClassResult:
-    """Start the app on `models`, warm it up, play one class of `cfg.learners` and measure it."""
-    app = AppServer(models, log_path).start()
+    """Start `cfg.servers` app processes on `models`, warm each up, play one class of `cfg.learners`
+    (each learner on one process, as behind a load balancer with sticky sessions) and measure it."""
+    apps: list[AppServer] = []
     try:
-        asyncio.run(_warm_up(app.url, cfg.timeout_s))
-        pgid = app.proc.pid  # AppServer starts the server in its own session: its pid is the group id
-        rss_idle = group_rss_mb(pgid)
-        sampler = RssSampler(pgid)
+        for k in range(cfg.servers):
+            apps.append(AppServer(models, log_path.with_name(f"{log_path.stem}-{k}{log_path.suffix}")).start())
+            asyncio.run(_warm_up(apps[-1].url, cfg.timeout_s))
+        pgids = [app.proc.pid for app in apps]  # AppServer starts each server in its own session: pid = group id
+        rss_idle = sum(map(group_rss_mb, pgids))
+        sampler = RssSampler(pgids)
         sampler.start()
         tally = Tally()
-        load_before, cpu_before, t_before = os.getloadavg(), group_cpu_s(pgid), time.perf_counter()
-        steady_after, lag = asyncio.run(_class(app.url, cfg, tally))
-        load_after, cpu_s, wall_s = os.getloadavg(), group_cpu_s(pgid) - cpu_before, time.perf_counter() - t_before
+        cpu = lambda: sum(map(group_cpu_s, pgids))  # noqa: E731
+        load_before, cpu_before, t_before = os.getloadavg(), cpu(), time.perf_counter()
+        steady_after, lag = asyncio.run(_class([app.url for app in apps], cfg, tally))
+        load_after, cpu_s, wall_s = os.getloadavg(), cpu() - cpu_before, time.perf_counter() - t_before
         time.sleep(cfg.settle_s)  # the sessions close; memory the server gives back shows here
         peak = sampler.stop()
-        rss_after = group_rss_mb(pgid)
+        rss_after = sum(map(group_rss_mb, pgids))
     finally:
-        app.stop()
+        for app in apps:
+            app.stop()
     return ClassResult(cfg.learners, min(cfg.browsers, cfg.learners), cfg.duration_s, tally, steady_after,
-                       rss_idle, max(peak, rss_after), rss_after, lag * 1000, load_before, load_after, cpu_s, wall_s)
+                       rss_idle, max(peak, rss_after), rss_after, lag * 1000, load_before, load_after, cpu_s, wall_s,
+                       cfg.servers)
 
 
 # ---- the report -----------------------------------------------------------------------------
 
-HEADER = ("N", "brw", "releases", "rel p50", "rel p95", "upl", "upl p95", "draw p95", "map p95", "open p95",
+HEADER = ("N", "srv", "brw", "releases", "rel p50", "rel p95", "upl", "upl p95", "draw p95", "map p95", "open p95",
           "brw rel p50", "RSS idle", "RSS peak", "RSS after", "errors", "CPU s/learner-min", "lag max", "load", "holds")
 
 
 def row(r: ClassResult) -> tuple[str, ...]:
     ms = lambda v: "-" if math.isnan(v) else f"{v:.0f}"  # noqa: E731
-    return (str(r.learners), str(r.browsers), str(r.tally.count("release")), ms(r.p("release", 0.5, True)),
-            ms(r.p("release", 0.95, True)), str(r.tally.count("upload")), ms(r.p("upload", 0.95, True)),
+    return (str(r.learners), str(r.servers), str(r.browsers), str(r.tally.count("release")),
+            ms(r.p("release", 0.5, True)), ms(r.p("release", 0.95, True)), str(r.tally.count("upload")), ms(r.p("upload", 0.95, True)),
             ms(r.p("draw", 0.95, True)), ms(r.p("map", 0.95, True)), ms(r.p("open", 0.95)),
             ms(r.p("browser_release", 0.5, True)), f"{r.rss_idle_mb:.0f}", f"{r.rss_peak_mb:.0f}",
             f"{r.rss_after_mb:.0f}", str(len(r.tally.errors)), f"{r.cpu_per_learner_min:.2f}", f"{r.loop_lag_max_ms:.0f}",
@@ -212,6 +221,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--settle", type=float, default=10.0, help="seconds after the class before 'RSS after' (default 10)")
     ap.add_argument("--photo-side", type=int, default=0,
                     help="scale uploaded photos to this long side in px, e.g. 4032 for a phone's (default 0: 360 px as in tests/assets)")
+    ap.add_argument("--servers", type=int, default=1,
+                    help="app processes, each learner staying on one, as behind a sticky load balancer (default 1)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     try:
@@ -220,6 +231,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error("--learners takes comma-separated integers")
     if not args.sizes or min(args.sizes) < 1 or args.duration <= 0 or args.ramp < 0 or args.browsers < 0:
         ap.error("--learners must be >= 1, --duration > 0, --ramp and --browsers >= 0")
+    if not 1 <= args.servers <= 8:
+        ap.error("--servers takes 1 to 8 processes")
     if max(args.sizes) > 200:
         ap.error("at most 200 learners: this is a benchmark on one machine, not a load test of the internet")
     return args
@@ -234,8 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.browsers = 0
     uptime = os.popen("uptime").read().strip()  # noqa: S605,S607 - a fixed command, for the record
     print(f"# {os.cpu_count()} CPUs; uptime before: {uptime}", flush=True)
-    print(f"# models {args.models}; duration {args.duration:g} s after a {args.ramp:g} s ramp; browsers {args.browsers}; "
-          f"photos {args.photo_side or 'as shipped'}; pace {Pace()}", flush=True)
+    print(f"# models {args.models}; {args.servers} app process(es); duration {args.duration:g} s after a "
+          f"{args.ramp:g} s ramp; browsers {args.browsers}; photos {args.photo_side or 'as shipped'}; pace {Pace()}", flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="class_load_") as tmp:
         costs = action_cost.measure(args.models, Path(tmp) / "server-cost.log")
@@ -246,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"process (about one core) is full at ~{costs.learners_per_core(pace):.0f} working learners", flush=True)
         for n in args.sizes:
             cfg = ClassConfig(n, args.duration, args.ramp, args.browsers, args.settle, seed=args.seed,
-                              photo_side=args.photo_side)
+                              photo_side=args.photo_side, servers=args.servers)
             r = run_class(args.models, cfg, Path(tmp) / f"server-{n}.log")
             results.append(r)
             print(" ".join(f"{h.replace(' ', '_')}={v}" for h, v in zip(HEADER, row(r))), flush=True)

@@ -41,16 +41,16 @@ def group_cpu_s(pgid: int) -> float:
 
 
 class RssSampler(threading.Thread):
-    """Samples the server group's RSS every `every` seconds until stopped; keeps the peak."""
+    """Samples the summed RSS of the server groups `pgids` every `every` seconds until stopped; keeps the peak."""
 
-    def __init__(self, pgid: int, every: float = 0.2) -> None:
+    def __init__(self, pgids: list[int], every: float = 0.2) -> None:
         super().__init__(daemon=True)
-        self.pgid, self.every, self.peak = pgid, every, 0.0
+        self.pgids, self.every, self.peak = pgids, every, 0.0
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            self.peak = max(self.peak, group_rss_mb(self.pgid))
+            self.peak = max(self.peak, sum(map(group_rss_mb, self.pgids)))
             self._stop_event.wait(self.every)
 
     def stop(self) -> float:

@@ -19,14 +19,16 @@ FAST = Pace(think=(0.1, 0.3), release_gap=(0.05, 0.15), burst=(2, 3))
 
 @pytest.mark.server
 def test_a_tiny_class_measures_releases_and_uploads(tiny_models_dir, tmp_path):
-    cfg = ClassConfig(learners=2, duration_s=4.0, ramp_s=0.5, browsers=0, settle_s=0.5, pace=FAST, timeout_s=60.0)
+    # Two app processes, one learner each (as behind a sticky load balancer): the multi-process path too.
+    cfg = ClassConfig(learners=2, duration_s=4.0, ramp_s=0.5, browsers=0, settle_s=0.5, pace=FAST, timeout_s=60.0,
+                      servers=2)
     r = class_load.run_class(tiny_models_dir, cfg, tmp_path / "server.log")
     assert r.tally.errors == []
     for kind in ("open", "release", "map", "draw", "upload"):
         assert r.tally.count(kind) > 0, f"no {kind} measured"
     assert r.tally.count("open") == 2
     assert r.rss_idle_mb > 0 and r.rss_peak_mb >= r.rss_idle_mb
-    assert "| 2 | 0 |" in class_load.markdown_table([r])
+    assert "| 2 | 2 | 0 |" in class_load.markdown_table([r])
 
 
 def test_the_code_line_is_read_back_as_written():
