@@ -43,6 +43,7 @@ def test_shipped_config_sets_what_the_server_must_enforce():
     assert config["server"]["address"] == "localhost"  # a learner's laptop; containers pass 0.0.0.0
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["showErrorDetails"] == "none"
+    assert config["client"]["toolbarMode"] == "viewer"  # no Deploy / Rerun / Clear cache for a learner
     assert "headless" not in config["server"]  # `streamlit run` opens the learner's browser
 
 
@@ -68,6 +69,7 @@ def test_streamlit_reads_the_shipped_config_and_a_flag_overrides_it(tmp_path):
     assert shipped["browser.gatherUsageStats"] == "false"
     assert shipped["client.showErrorDetails"] == '"none"'  # a value this Streamlit accepts (else "full")
     assert shipped["server.address"] == '"localhost"'
+    assert shipped["client.toolbarMode"] == '"viewer"'  # a value this Streamlit accepts
     hosted = effective_config("--server.address", "0.0.0.0", home=tmp_path)  # how a container serves it
     assert hosted["server.address"] == '"0.0.0.0"'
     assert hosted["server.maxUploadSize"] == "20"  # the rest of the file still holds
