@@ -233,6 +233,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error("--learners must be >= 1, --duration > 0, --ramp and --browsers >= 0")
     if not 1 <= args.servers <= 8:
         ap.error("--servers takes 1 to 8 processes")
+    if args.duration > 1800 or args.ramp > 600:
+        ap.error("--duration is at most 1800 s and --ramp 600 s")
     if max(args.sizes) > 200:
         ap.error("at most 200 learners: this is a benchmark on one machine, not a load test of the internet")
     return args
