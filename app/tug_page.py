@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import models
-from explorer import bundle, figures, links, state, tug, tug_figures
+from explorer import bundle, links, state, tug, tug_figures
 from explorer.codes import decode_pixels
 from explorer.grids import tile
 
@@ -38,9 +38,9 @@ def _training_figures(_m: bundle.ExplorerModel, sha: str) -> tuple[go.Figure, go
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)
-def _beta_map(_m: bundle.ExplorerModel, sha: str) -> go.Figure:
-    """A sweep member's PCA map (2,006 points), in SVG: the page draws sooner without WebGL's start-up."""
-    return figures.latent_map_figure(_m.atlas.pca, _m.atlas.labels, "PCA", height=460, webgl=False)
+def _beta_map(_m: bundle.ExplorerModel, sha: str, beta: float, axis_range: tuple[float, float]) -> go.Figure:
+    """A sweep member's PCA map (2,006 points) on the axes the whole sweep shares."""
+    return tug_figures.sweep_map_figure(_m.atlas, beta, axis_range)
 
 
 def _warmup(m: bundle.ExplorerModel) -> float | None:
@@ -118,11 +118,8 @@ def sweep_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
         st.info("The beta sweep is not in the models folder (models/beta/). Train it with "
                 "`python -m training.recipes beta`.")
         return
-    st.markdown(
-        "The same network trained six times, changing only **beta**, the weight of the KL term. Small beta lets "
-        "reconstruction win: codes carry many nats and the digits come back sharp. Large beta lets KL win: the "
-        "codes carry little, units collapse to the prior, and reconstructions blur toward the average digit. "
-        "Every point is one model; the curve between them is the trade-off itself.")
+    st.markdown(" ".join(tug.sweep_story(points)) + " Every point is one model; the curve between them is the "
+                "trade-off itself.")
     names = [p.name for p in points]
     if st.session_state.get(BETA_KEY) not in names:
         st.session_state[BETA_KEY] = next((p.name for p in points if p.beta == 1.0), names[0])
@@ -133,8 +130,8 @@ def sweep_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
     with left:
         st.plotly_chart(tug_figures.rate_distortion_figure(points, marked, chosen), key=CHART_KEY,
                         on_select=_select_from_chart, selection_mode="points", config={"displayModeBar": False})
-        st.caption("Click a point, or pick beta below. Shipped models are stars (more capacity and epochs than "
-                   "the sweep's, so they sit lower).")
+        st.caption("Click a point, or pick beta below. The shipped models are open symbols (more capacity or "
+                   "epochs than the sweep's, so they sit lower).")
         by_name = {p.name: p for p in points}
         st.select_slider("β, the weight of the KL term", names, key=BETA_KEY,
                          format_func=lambda n: f"{by_name[n].beta:g}")
@@ -144,7 +141,9 @@ def sweep_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
         top, bottom = st.columns(2), st.columns(2)
         top[0].metric("KL (rate)", f"{p.kl:.1f} nats")
         top[1].metric("reconstruction", f"{p.recon:.1f} nats")
-        bottom[0].metric("active units", f"{p.active_units} of {p.latent_dim}")
+        bottom[0].metric("active units", f"{p.active_units} of {p.latent_dim}",
+                         help="units whose code still changes with the digit (the variance of the posterior means "
+                              "over the test set is above 0.01, Burda et al. 2015); a collapsed unit is the prior's noise")
         bottom[1].metric("mean σ", f"{p.mean_sigma:.2f}")
         if p.nll is not None:
             st.caption(f"Test NLL {p.nll:.1f} nats (IWAE, k={p.iw_samples}); 10,000 test digits.")
@@ -152,9 +151,12 @@ def sweep_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
         st.image(recon, caption="8 test digits (top) and their reconstructions", clamp=True)
         st.image(prior, caption="16 fixed prior draws z ~ N(0, I), decoded", clamp=True)
         st.link_button(f"Open β = {p.beta:g} in the explorer, with your current code", explorer_link(m))
-    st.plotly_chart(_beta_map(m, m.sha256), key="tug_beta_map", config={"displayModeBar": False})
-    st.caption(f"PCA of the {m.atlas.size:,} test digits this model's atlas keeps (every 5th of the test set). "
-               "As beta grows the codes crowd toward the prior's centre and the classes blur together.")
+    axis_range = tug.shared_range([loaded[n].atlas.pca for n in names])
+    st.plotly_chart(_beta_map(m, m.sha256, p.beta, axis_range), key="tug_beta_map", config={"displayModeBar": False})
+    lo = points[0]
+    st.caption(f"PCA of the {m.atlas.size:,} test digits this model's atlas keeps (every 5th of the test set), in "
+               f"latent units on axes fixed for every β ({axis_range[0]:g} to {axis_range[1]:g}); × marks z = 0. "
+               f"Median distance of a code from 0: {p.median_norm:.2f} here, {lo.median_norm:.2f} at β = {lo.beta:g}.")
 
 
 def render() -> None:
