@@ -181,7 +181,7 @@ def rate_distortion_figure(sweep: Sequence[SweepPoint], marked: Sequence[tuple[s
     if chosen is not None:
         fig.add_trace(go.Scatter(x=[chosen.kl], y=[chosen.recon], mode="markers", name="selected", hoverinfo="skip",
                                  marker={"size": 26, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "black"}}))
-    fig.update_layout(height=height, margin=MARGIN, clickmode="event+select", dragmode=False,
+    fig.update_layout(height=height, margin=MARGIN, clickmode="event+select", dragmode=False, meta={"page_scrolls": True},
                       title={"text": "rate (KL) against distortion (reconstruction error), test set", "font": {"size": 14}},
                       legend={"orientation": "h", "y": -0.2})
     fig.update_xaxes(title_text="KL, nats per digit (information in the code)", range=[x_lo - 0.12 * dx, x_hi + 0.12 * dx])
