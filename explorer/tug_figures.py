@@ -95,7 +95,7 @@ def snapshot_images(atlas: Atlas, dyn: Dynamics, s: int) -> tuple[np.ndarray, np
     return prior_grid, tile(np.stack([originals, recons]), scale=2)
 
 
-def training_map_figure(atlas: Atlas, dyn: Dynamics, height: int = 520) -> go.Figure:
+def training_map_figure(atlas: Atlas, dyn: Dynamics, height: int = 600) -> go.Figure:
     """The snapshot codes on the final model's PCA axes, one animation frame per snapshot epoch, with
     that epoch's prior decodes and reconstructions beside the map; a slider and a play button drive
     it in the browser (no rerun per frame)."""
@@ -107,8 +107,8 @@ def training_map_figure(atlas: Atlas, dyn: Dynamics, height: int = 520) -> go.Fi
     pad = 0.08 * (hi - lo)
     fig = make_subplots(rows=2, cols=2, column_widths=[0.62, 0.38], row_heights=[0.5, 0.5],
                         specs=[[{"rowspan": 2}, {}], [None, {}]], horizontal_spacing=0.04, vertical_spacing=0.1,
-                        subplot_titles=("codes of 2,000 test digits", "16 fixed prior draws, decoded",
-                                        "8 test digits (top) and their reconstructions"))
+                        subplot_titles=("codes of 2,000 test digits", "prior draws",
+                                        "digits, reconstructions"))
 
     def frame_data(s: int) -> list:
         data: list = [go.Scatter(x=xy[s, labels == d, 0], y=xy[s, labels == d, 1]) for d in range(10)]
@@ -126,21 +126,26 @@ def training_map_figure(atlas: Atlas, dyn: Dynamics, height: int = 520) -> go.Fi
     fig.frames = [go.Frame(data=frame_data(s), traces=list(range(12)), name=names[s]) for s in range(len(names))]
     play = {"frame": {"duration": 900, "redraw": True}, "transition": {"duration": 300}, "fromcurrent": True}
     fig.update_layout(
-        height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title_text="digit", dragmode=False,
+        height=height, margin={"l": 10, "r": 10, "t": 40, "b": 120}, legend_title_text="digit", dragmode=False,
+        # legend in one row under the slider: beside the plots it squeezed them on a phone
+        legend={"orientation": "h", "y": -0.34, "x": 0, "yanchor": "top"},
         updatemenus=[{"type": "buttons", "showactive": False, "x": 0.0, "y": -0.02, "xanchor": "left", "yanchor": "top",
+                      "direction": "right",  # side by side: stacked, they covered the slider's label on a phone
                       "buttons": [{"label": "▶ play", "method": "animate", "args": [None, play]},
                                   {"label": "❚❚ pause", "method": "animate",
                                    "args": [[None], {"mode": "immediate", "frame": {"duration": 0, "redraw": False}}]}]}],
-        sliders=[{"active": 0, "x": 0.14, "len": 0.86, "y": -0.02, "yanchor": "top",
+        sliders=[{"active": 0, "x": 0.0, "len": 1.0, "y": -0.1, "yanchor": "top",
                   "currentvalue": {"prefix": "epoch ", "font": {"size": 14}},
                   "steps": [{"label": n, "method": "animate",
                              "args": [[n], {"mode": "immediate", "frame": {"duration": 0, "redraw": True},
                                             "transition": {"duration": 0}}]} for n in names]}],
     )
-    fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]], showticklabels=False, row=1, col=1,
-                     title_text="PC 1 of the final codes")
+    # no x title: the play buttons and the epoch slider sit under the plot (the caption names the axes)
+    fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]], showticklabels=False, row=1, col=1)
     fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]], showticklabels=False, row=1, col=1,
                      title_text="PC 2")
+    for a in fig.layout.annotations:  # subplot titles, smaller: three titles share a phone's width
+        a.font = {"size": 12}
     for r in (1, 2):
         fig.update_xaxes(visible=False, row=r, col=2)
         fig.update_yaxes(visible=False, row=r, col=2)
@@ -165,8 +170,10 @@ def rate_distortion_figure(sweep: Sequence[SweepPoint], marked: Sequence[tuple[s
     x_lo, x_hi = min(xs), max(xs)
     y_lo, y_hi = min(ys), max(ys)
     dx, dy = max(x_hi - x_lo, 1.0), max(y_hi - y_lo, 1.0)
-    # labels above their point, except near the right edge, where they go above-left (they would leave the plot)
-    positions = ["top left" if p.kl >= x_hi - 0.1 * dx else "top center" for p in sweep]
+    # labels alternate above and below their points (neighbours at small beta sit close together), and
+    # go left near the right edge, where they would leave the plot
+    positions = [("top" if i % 2 == 0 else "bottom") + (" left" if p.kl >= x_hi - 0.1 * dx else " center")
+                 for i, p in enumerate(sweep)]
     fig = go.Figure(go.Scatter(
         x=[p.kl for p in sweep], y=[p.recon for p in sweep], mode="lines+markers+text", name="beta sweep",
         text=[f"β={p.beta:g}" for p in sweep], textposition=positions, customdata=[p.name for p in sweep],
@@ -179,8 +186,9 @@ def rate_distortion_figure(sweep: Sequence[SweepPoint], marked: Sequence[tuple[s
                                  hovertemplate=f"{label} (β={p.beta:g}): KL %{{x:.1f}}, reconstruction %{{y:.1f}}<extra></extra>"))
     chosen = next((p for p in sweep if p.name == selected), None)
     if chosen is not None:
+        # filled in another colour rather than ringed: a ring hid the point's own label
         fig.add_trace(go.Scatter(x=[chosen.kl], y=[chosen.recon], mode="markers", name="selected", hoverinfo="skip",
-                                 marker={"size": 26, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "black"}}))
+                                 marker={"size": 14, "color": "#ff7f0e", "line": {"width": 2, "color": "black"}}))
     fig.update_layout(height=height, margin=MARGIN, clickmode="event+select", dragmode=False, meta={"page_scrolls": True},
                       title={"text": "rate (KL) against distortion (reconstruction error), test set", "font": {"size": 14}},
                       legend={"orientation": "h", "y": -0.2})
@@ -195,8 +203,11 @@ def sweep_map_figure(atlas: Atlas, beta: float, axis_range: tuple[float, float],
     as beta grows show as a smaller cloud, not as the same box refilled. SVG (webgl=False): 2,006
     points draw sooner than WebGL starts in a software-rendered browser."""
     origin = project(np.zeros((1, atlas.latent_dim)), *fixed_projection(atlas))[0]
-    fig = latent_map_figure(atlas.pca, atlas.labels, "PCA", [("z = 0, the prior's centre", origin, "x-thin-open")],
+    fig = latent_map_figure(atlas.pca, atlas.labels, "PCA", [("z = 0", origin, "x-thin-open")],
                             height=height, webgl=False, holes=False, axis_range=axis_range, ticks=True)
-    fig.update_layout(title={"text": f"β = {beta:g}: PCA of the {atlas.size:,} test digits in its atlas (axes shared by the sweep)"})
+    # the legend goes below: on a phone a legend beside a square plot leaves the plot a third of the width
+    fig.update_layout(title={"text": f"β = {beta:g}: PCA, axes shared by the sweep"},
+                      legend={"orientation": "h", "y": -0.18, "x": 0, "title": {"text": "digit"}},
+                      margin={"l": 50, "r": 10, "t": 30, "b": 10})
     fig.data[-1].marker.update(size=14, color="black", line={"width": 2, "color": "black"})
     return fig

@@ -113,7 +113,7 @@ def test_the_sweeps_maps_share_fixed_labelled_axes(tiny_models_dir):
         assert tuple(fig.layout.xaxis.range) == r and tuple(fig.layout.yaxis.range) == r
         assert fig.layout.xaxis.showticklabels and fig.layout.yaxis.showticklabels
         assert fig.layout.xaxis.constrain == "domain" and fig.layout.yaxis.constrain == "domain"  # ranges kept
-        assert fig.data[-1].name == "z = 0, the prior's centre"
+        assert fig.data[-1].name == "z = 0"
     assert "β = 0.25" in figs[0].layout.title.text and "β = 8" in figs[1].layout.title.text
 
 
