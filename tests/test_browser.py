@@ -600,6 +600,7 @@ def test_the_tug_of_war_page_plays_training_and_opens_a_beta_in_the_explorer(con
 
         pg.locator("text=2 · What beta does").scroll_into_view_if_needed()
         expect(pg.get_by_text("β = 1", exact=True)).to_have_count(1, timeout=STEP_TIMEOUT)
+        pg.locator("[data-testid='stPlotlyChart']").nth(3).scroll_into_view_if_needed()  # the plot, not only its header
         point = pg.evaluate(RD_POINT_JS, "beta/beta-8")
         assert point is not None
         pg.mouse.click(point["x"], point["y"])

@@ -166,3 +166,45 @@ def test_opening_the_tug_of_war_page_directly(phone, context, shipped_server, tm
         assert not pg.failed, pg.failed  # through the app's navigation: no probe, no 404
     finally:
         pg.close()
+
+
+# The sweep member's map (its title names the shared axes): its axis ranges and tick labels.
+SWEEP_MAP_JS = """() => {
+  const el = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .find(e => e._fullLayout && e._fullLayout.title && String(e._fullLayout.title.text).includes('axes shared by the sweep'));
+  if (!el) return null;
+  const fl = el._fullLayout;
+  return {title: fl.title.text, x: [...fl.xaxis.range], y: [...fl.yaxis.range],
+          ticks: [...el.querySelectorAll('.xtick text, .ytick text')].map(t => t.textContent)};
+}"""
+
+
+def test_the_sweeps_maps_keep_their_axes_when_a_real_click_picks_another_beta(browser, shipped_server, tmp_path):
+    """At 1440x900: a real mouse click on the beta = 8 point of the rate-distortion plot shows that
+    model's map on the same labelled axes as beta = 1's, and no element overflows. Saves the page to
+    $TUG_SCREENSHOT when set (how docs/tug_of_war.png is made, as tests/test_browser.py does)."""
+    from tests.test_browser import RD_POINT_JS
+
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    pg = _tug_page(ctx, shipped_server.url)
+    try:
+        before = pg.evaluate(SWEEP_MAP_JS)
+        assert "β = 1:" in before["title"] and {"−4", "0", "4"} <= set(before["ticks"]), before
+        pg.locator("[data-testid='stPlotlyChart']").nth(3).scroll_into_view_if_needed()
+        point = pg.evaluate(RD_POINT_JS, "beta/beta-8")
+        pg.mouse.click(point["x"], point["y"])
+        expect(pg.get_by_role("heading", name="β = 8")).to_have_count(1, timeout=STEP_TIMEOUT)
+        pg.wait_for_function(f"() => {{ const s = ({SWEEP_MAP_JS})(); return s && s.title.includes('β = 8:'); }}",
+                             timeout=STEP_TIMEOUT)
+        wait_idle(pg)
+        after = pg.evaluate(SWEEP_MAP_JS)
+        assert after["x"] == before["x"] and after["y"] == before["y"] and after["ticks"] == before["ticks"]
+        state = pg.evaluate(OVERFLOW_JS)
+        assert state["scrollWidth"] <= state["clientWidth"], state
+        assert_healthy(pg)
+        _keep(pg, tmp_path, "desktop_tug-of-war.png")
+        if target := os.environ.get("TUG_SCREENSHOT"):
+            save_full_page(pg, Path(target), lambda p: p.wait_for_function(TUG_DRAWN_JS, timeout=STEP_TIMEOUT))
+    finally:
+        pg.close()
+        ctx.close()
