@@ -123,7 +123,8 @@ def map_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Digit
         markers.append(figures.map_marker(studio.DRAWING_SOURCE, drawing.mu, m.atlas, proj, spacing, "square"))
     fig = models.map_figure(m, m.sha256, proj, tuple(markers), pan)
     st.plotly_chart(fig, key=state.MAP_KEY, on_select=lambda: state.on_map_select(st.session_state, m.atlas.mu),
-                    selection_mode="points", config={"scrollZoom": pan, "displaylogo": False})
+                    selection_mode="points", config={"scrollZoom": pan, "displaylogo": False,
+                                                     "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "zoomIn2d", "zoomOut2d"]})
     st.caption("Click a point to load its code into the studio; click legend entries to hide or show digits."
                + (f" The shading is exact on PCA: a code can only sit in an empty (red) area if no test digit "
                   "encodes near it; a dense area can still hide a hole in the {m.latent_dim - 2} dimensions the plane does not show."

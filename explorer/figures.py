@@ -131,7 +131,8 @@ def latent_map_figure(coords: np.ndarray, labels: np.ndarray, projection: str,
     fig = go.Figure(data=traces)
     fig.update_layout(
         height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text="digit",
-        title={"text": f"{projection} of the {len(labels):,} encoded test digits (posterior means)", "font": {"size": 14}},
+        # short: on a phone the chart toolbar (top right) covers a long title
+        title={"text": f"{projection} of {len(labels):,} encoded digits", "font": {"size": 14}, "x": 0, "xanchor": "left"},
         clickmode="event+select", dragmode="pan" if pan else False, uirevision=projection,
         meta={"page_scrolls": not pan},  # read by app.main's touch script: keep dragmode False in the browser
         shapes=shapes, annotations=annotations, plot_bgcolor="white" if holes else None,
