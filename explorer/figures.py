@@ -11,7 +11,10 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from common.atlas_format import Atlas
 from explorer.grids import tile
+from explorer.projection import place
+from explorer.studio import NeighbourSpacing, plausibility
 
 # Ten distinguishable colours (Plotly's D3 palette), digit d gets DIGIT_COLOURS[d].
 DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -217,14 +220,12 @@ def path_figure(t: np.ndarray, distance: np.ndarray, verdicts: Sequence[str], ty
     return fig
 
 
-def map_marker(name: str, z: np.ndarray, atlas, projection: str, spacing, symbol: str) -> tuple:
+def map_marker(name: str, z: np.ndarray, atlas: Atlas, projection: str, spacing: NeighbourSpacing,
+               symbol: str) -> tuple[str, tuple[float, float], str, str]:
     """The (name, xy, symbol, off_data) tuple latent_map_figure draws for code z [D] (an upload, a
-    drawing): placed on the map, and on t-SNE flagged as off the data when the studio's verdict
-    (explorer.studio.plausibility against `spacing`) is a hole, so the k-NN placement, which always
-    lands among digits, is not shown as if it were a place."""
-    from explorer.projection import place  # figures stays importable without the projection module's users
-    from explorer.studio import plausibility
-
+    drawing): placed on the map, and flagged as off the data when the studio's verdict
+    (explorer.studio.plausibility against `spacing`) is a hole; on t-SNE, whose k-NN placement always
+    lands among digits, the map then draws it apart instead of at that place."""
     xy = tuple(float(v) for v in place(z, atlas, projection))
     p = plausibility(z, atlas.mu, spacing)
     note = f"a hole, {p.distance:.2f} from the nearest test digit" if p.verdict == "hole" else ""
