@@ -22,7 +22,7 @@ DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 
 
 # The map's background (PCA): where the encoded test digits are dense, sparse or absent.
-DENSITY_CLASSES = ("absent: no test digit encodes here (a hole)", "sparse", "dense: 80 % of the test digits")
+DENSITY_CLASSES = ("no digit here (a hole)", "sparse", "dense (80 % of digits)")  # short: legend room
 # (the 3x3-smoothed grid's densest cells holding DENSE_SHARE of its mass)
 DENSITY_COLOURS = ("#f6d3d3", "#fbefd9", "#e6f2e1")  # pale red, orange, green: the studio's verdict colours
 DENSE_SHARE = 0.8  # the densest cells that together hold this share of the codes are "dense"
@@ -64,6 +64,7 @@ def _density_traces(coords: np.ndarray, x_range: tuple[float, float], y_range: t
                                zsmooth="best", hoverinfo="skip", name="where the test digits are")]
     for name, colour in zip(DENSITY_CLASSES, DENSITY_COLOURS):  # legend keys for the background
         traces.append(go.Scatter(x=[None], y=[None], mode="markers", name=name, legendgroup="background",
+                                 legendrank=1001,  # after the digits and markers
                                  marker={"size": 12, "symbol": "square", "color": colour, "line": {"width": 1, "color": "#999"}},
                                  hoverinfo="skip"))
     return traces
@@ -138,13 +139,19 @@ def latent_map_figure(coords: np.ndarray, labels: np.ndarray, projection: str,
         title={"text": f"{projection} of {len(labels):,} encoded digits", "font": {"size": 14}, "x": 0, "xanchor": "left"},
         clickmode="event+select", dragmode="pan" if pan else False, uirevision=projection,
         meta={"page_scrolls": not pan},  # read by app.main's touch script: keep dragmode False in the browser
-        shapes=shapes, annotations=annotations, plot_bgcolor="white" if holes else None,
+        shapes=shapes, annotations=annotations,
+        # beyond the shaded grid there is no code either: the plot's own background says "absent"
+        plot_bgcolor=DENSITY_COLOURS[0] if holes else None,
+        # the legend below the plot: beside it, it took half a column's width (and most of a phone's)
+        legend={"orientation": "h", "x": 0, "y": -0.02, "yanchor": "top", "title": {"text": "digit"}},
     )
     axis = {"showticklabels": ticks, "zeroline": False, "showgrid": ticks, "gridcolor": "#eee"}
-    # constrain="domain" on both: a scale-anchored axis keeps its range and gives up plot width instead
-    fig.update_xaxes(range=list(x_range), title=("PC 1 (latent units)" if ticks else None), constrain="domain", **axis)
+    # Shared axes (axis_range) must keep their range: constrain="domain" makes a scale-anchored axis
+    # give up plot width instead. A map of its own fills its box and lets the range grow instead.
+    constrain = "domain" if axis_range is not None else "range"
+    fig.update_xaxes(range=list(x_range), title=("PC 1 (latent units)" if ticks else None), constrain=constrain, **axis)
     fig.update_yaxes(range=list(y_range), title=("PC 2" if ticks else None),
-                     scaleanchor="x" if projection == "PCA" else None, constrain="domain", **axis)
+                     scaleanchor="x" if projection == "PCA" else None, constrain=constrain, **axis)
     if ticks:
         fig.update_layout(margin={"l": 50, "r": 10, "t": 30, "b": 40})
     return fig
