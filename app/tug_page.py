@@ -130,8 +130,8 @@ def sweep_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
     with left:
         st.plotly_chart(tug_figures.rate_distortion_figure(points, marked, chosen), key=CHART_KEY,
                         on_select=_select_from_chart, selection_mode="points", config={"displayModeBar": False})
-        st.caption("Click a point, or pick beta below. The shipped models are open symbols (more capacity or "
-                   "epochs than the sweep's, so they sit lower).")
+        st.caption("Click a point, or pick beta below. The shipped models are open symbols. "
+                   + tug.marked_note(marked, points))
         by_name = {p.name: p for p in points}
         st.select_slider("β, the weight of the KL term", names, key=BETA_KEY,
                          format_func=lambda n: f"{by_name[n].beta:g}")

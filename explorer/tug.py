@@ -97,6 +97,21 @@ def sweep_story(points: Sequence[SweepPoint]) -> list[str]:
     return sentences
 
 
+def marked_note(marked: Sequence[tuple[str, SweepPoint]], points: Sequence[SweepPoint]) -> str:
+    """Where each marked (shipped) model sits against the sweep's point of the same beta, in words
+    computed from both points ("" when no marked model has a sweep twin)."""
+    by_beta = {p.beta: p for p in points}
+    parts = []
+    for label, m in marked:
+        twin = by_beta.get(m.beta)
+        if twin is None:
+            continue
+        d = m.recon - twin.recon
+        parts.append(f"{label} {abs(d):.1f} nats {'below' if d < 0 else 'above'} the sweep's β = {m.beta:g}")
+    return ("Reconstruction error of the shipped models (trained with their own recipes): " + "; ".join(parts) + "."
+            if parts else "")
+
+
 def shared_range(coords: Sequence[np.ndarray], pad: float = 0.06) -> tuple[float, float]:
     """One symmetric axis range (-r, r) holding (almost) every point of every coords [N_i, 2], for
     maps that must share fixed axes; the 99.9th percentile of |x| and |y| so one stray code does

@@ -131,6 +131,9 @@ def test_the_rate_distortion_plot_keeps_labels_inside_and_tells_shipped_models_a
     assert marks[0].marker.symbol != marks[1].marker.symbol and marks[0].marker.color != marks[1].marker.color
     assert all(m.marker.symbol.endswith("-open") for m in marks)  # a sweep point under a symbol stays visible
     assert [m.name for m in marks] == ["default (shipped), β=1", "seed (shipped), β=1"]
+    note = tug.marked_note([("default", default), ("seed", seed)], sweep)
+    assert "default 14.9 nats below the sweep's β = 1; seed 1.9 nats below the sweep's β = 1" in note
+    assert tug.marked_note([("odd", point(3, 1, 1, 8, 0.1, 1))], sweep) == ""
 
 
 def test_training_curves_use_a_linear_epoch_axis_ending_at_the_last_epoch_with_the_stage_shaded():
