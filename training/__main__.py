@@ -19,7 +19,7 @@ from common.paths import atlas_path_for
 from training.checkpoint import CheckpointError, read_checkpoint, resume_path
 from training.config import TrainConfig, parse_args
 from training.mnist_sources import MNIST_FILES
-from training.train import TrainingDiverged, TrainResult, config_differences, train
+from training.train import TrainingDiverged, TrainResult, config_differences, selection_score, train
 
 
 class PreflightError(ValueError):
@@ -65,16 +65,22 @@ def preflight(cfg: TrainConfig) -> None:
         raise PreflightError(f"--data-root {root} is a file; give the folder that holds (or will hold) MNIST/raw")
 
 
-def _best_row(result: TrainResult) -> dict[str, Any]:
-    """The history row of the epoch whose weights were kept."""
-    key = next((k for k in result.history[-1] if k.startswith("test_iwae_k")), "test_neg_elbo") if result.history else ""
-    return min(result.history, key=lambda r: r[key]) if result.history else {}
+def _best_row(result: TrainResult, cfg: TrainConfig) -> dict[str, Any]:
+    """The history row of the epoch whose weights were kept: the lowest IWAE bound when trained on
+    it, else the lowest train.selection_score (recon + beta x KL: with beta != 1 not the -ELBO)."""
+    if not result.history:
+        return {}
+    iwae = next((k for k in result.history[-1] if k.startswith("test_iwae_k")), None)
+    if iwae is not None:
+        return min(result.history, key=lambda r: r[iwae])
+    return min(result.history, key=lambda r: selection_score(
+        {"neg_elbo": r["test_neg_elbo"], "recon": r["test_recon"], "kl": r["test_kl"]}, cfg))
 
 
 def summary_lines(cfg: TrainConfig, result: TrainResult, seconds: float, atlas_metrics: Mapping[str, Any] | None,
                   atlas_file: Path | None) -> list[str]:
     """Every figure the run computed, one per line, for the final summary."""
-    row = _best_row(result)
+    row = _best_row(result, cfg)
     lines = [f"checkpoint    {result.best_path}", f"resume state  {result.last_path}",
              f"trained       {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {seconds:.0f} s" + (f" (best: epoch {row['epoch']})" if row else "")]
     if row:

@@ -84,6 +84,17 @@ RECIPES: dict[str, tuple[Stage, ...]] = {
 }
 
 
+def _measure_ladder(threads: int) -> int:
+    """After the ladder's stages: its figures (training.ladder), which the app's ladder page reads."""
+    from training.ladder import main as measure
+
+    return measure(["--threads", str(threads)])
+
+
+# What a recipe runs after its last stage (always: cheap, and it must follow the checkpoints).
+AFTER: dict[str, Callable[[int], int]] = {"ladder": _measure_ladder}
+
+
 def stage_argv(stage: Stage, threads: int, progress: bool) -> list[str]:
     """The full flag list of a stage as this recipe runs it."""
     # --force: recipes exist to rebuild the shipped models, so replacing their files is what was asked.
@@ -149,6 +160,10 @@ def run_recipe(name: str, threads: int = 1, progress: bool = True, dry_run: bool
             return rc
         if stage.copy_to is not None:
             copy_shipped(argv, stage.copy_to, log)
+    if name in AFTER:
+        log(f"[{name}] measuring: python -m training.{name}")
+        if not dry_run and (rc := AFTER[name](threads)) != 0:
+            return rc
     return 0
 
 
