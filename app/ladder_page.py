@@ -18,7 +18,7 @@ from explorer.codes import decode_pixels
 from explorer.grids import tile
 from explorer.studio import NeighbourSpacing, neighbour_spacing
 
-PRIOR_SCALE, PATH_SCALE, GUTTER = 2, 1, 2
+PRIOR_SCALE, PATH_SCALE, PATH_COLS, GUTTER = 2, 2, 5, 2
 RECIPE = "python -m training.recipes ladder"
 
 
@@ -81,8 +81,9 @@ def _spacing(_m: bundle.ExplorerModel, sha: str) -> NeighbourSpacing:
 
 def _path_picture(m: bundle.ExplorerModel, codes: np.ndarray, verdicts: list[str]) -> np.ndarray:
     """The interpolation decoded as one strip, codes off the data framed (orange: sparse, red: hole), RGB uint8."""
-    strip = tile(decode_pixels(m.model, codes), scale=PATH_SCALE, gutter=GUTTER)
-    return ladder.mark_frames(strip, verdicts, cell=28 * PATH_SCALE, gutter=GUTTER)
+    digits = decode_pixels(m.model, codes).reshape(-1, PATH_COLS, 28, 28)  # PAGE_STEPS = 10: two rows of 5
+    return ladder.mark_frames(tile(digits, scale=PATH_SCALE, gutter=GUTTER), verdicts, cols=PATH_COLS,
+                              cell=28 * PATH_SCALE, gutter=GUTTER)
 
 
 def _map(m: bundle.ExplorerModel, codes: np.ndarray, extent: float) -> go.Figure:
@@ -153,7 +154,7 @@ def render() -> None:
                      f"recognises {shown} of these 16", clamp=True)
             framed = sum(v != "typical" for v in verdicts)
             st.image(_path_picture(m, codes, verdicts),
-                     caption=f"test digits {ladder.INTERPOLATION[0]} → {ladder.INTERPOLATION[1]} in a straight line: "
+                     caption=f"test digits {ladder.INTERPOLATION[0]} → {ladder.INTERPOLATION[1]} in a straight line (read row by row): "
                              f"{framed} of {len(verdicts)} codes off the data (framed: orange sparse, red hole)")
             st.plotly_chart(_map(m, codes, extent), key=f"ladder_map_{rung.file}", config={"displayModeBar": False})
             st.markdown(_numbers(fig, share))

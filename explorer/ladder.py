@@ -86,17 +86,18 @@ def shared_extent(coords: Sequence[np.ndarray], quantile: float = 0.995, pad: fl
 FRAME_COLOURS = {"sparse": (255, 127, 14), "hole": (214, 39, 40)}  # explorer.figures.VERDICT_COLOURS
 
 
-def mark_frames(picture: np.ndarray, verdicts_: Sequence[str], cell: int, gutter: int, width: int = 2) -> np.ndarray:
-    """An RGB copy [H, W, 3] of a one-row `explorer.grids.tile` strip [H, W] with a frame drawn inside
-    every digit whose verdict is "sparse" (orange) or "hole" (red), the studio's colours (cell: a
-    digit's size in pixels, gutter: the strip's gutter)."""
+def mark_frames(picture: np.ndarray, verdicts_: Sequence[str], cols: int, cell: int, gutter: int,
+                width: int = 2) -> np.ndarray:
+    """An RGB copy [H, W, 3] of an `explorer.grids.tile` picture [H, W] of digits laid out `cols` to a
+    row (no row gaps), with a frame drawn inside every digit whose verdict is "sparse" (orange) or
+    "hole" (red), the studio's colours. cell: a digit's size in pixels; gutter: the tile's gutter."""
     rgb = np.repeat(np.asarray(picture, dtype=np.uint8)[:, :, None], 3, axis=2)
     for i, v in enumerate(verdicts_):
         colour = FRAME_COLOURS.get(v)
         if colour is None:
             continue
-        x0 = i * (cell + gutter)
-        box = rgb[:cell, x0: x0 + cell]
+        y0, x0 = (i // cols) * (cell + gutter), (i % cols) * (cell + gutter)
+        box = rgb[y0: y0 + cell, x0: x0 + cell]
         box[:width], box[-width:], box[:, :width], box[:, -width:] = colour, colour, colour, colour
     return rgb
 
