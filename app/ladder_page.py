@@ -29,8 +29,8 @@ def _rungs() -> tuple[list[bundle.ExplorerModel], list[str]]:
     for rung in ladder_format.RUNGS:
         path = folder / ladder_format.FAMILY / f"{rung.file}.pt"
         m = models.load_model_or_error(str(path), models.file_version(path))
-        if isinstance(m, str):
-            problems.append(f"{rung.title}: {m}")
+        if isinstance(m, bundle.ModelLoadFailure):
+            problems.append(f"{rung.title} ({m.name}) cannot be used: {m.problem}.")
         else:
             loaded.append(m)
     return loaded, problems

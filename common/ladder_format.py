@@ -115,8 +115,10 @@ def read_figures(path: str | Path) -> dict[str, RungFigures]:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise LadderFiguresError(f"no {Path(path).name}; compute it with `python -m training.ladder`") from e
-    except (OSError, ValueError) as e:
-        raise LadderFiguresError(f"{Path(path).name} cannot be read ({e})") from e
+    except OSError as e:  # the reason without the path: the page shows this message
+        raise LadderFiguresError(f"{Path(path).name} cannot be read ({e.strerror or type(e).__name__})") from e
+    except ValueError as e:
+        raise LadderFiguresError(f"{Path(path).name} cannot be read (not JSON: {e})") from e
     if not isinstance(doc, dict) or doc.get("format") != FIGURES_FORMAT or not isinstance(doc.get("rungs"), list):
         raise LadderFiguresError(f"{Path(path).name} is not a ladder figures file of format {FIGURES_FORMAT}")
     out: dict[str, RungFigures] = {}

@@ -66,8 +66,8 @@ def rung_figures(name: str, checkpoint: Path, test_images: torch.Tensor, classif
     mu, _ = model.encode(test_images.float())  # the means of the grey-level digits, as the atlas stores them
     mu_std, radius95 = ladder.spread(mu.numpy())
     share, labels, top = recognised(model, classifier, ladder.prior_draws(model.latent_dim))
-    nll = atlas.metrics.get("nll") if posterior != "none" else None
-    k = atlas.metrics.get("iw_samples") if nll is not None else None
+    nll = atlas.metrics.nll if posterior != "none" else None
+    k = atlas.metrics.iw_samples if nll is not None else None
     n = ladder.SHOWN_DRAWS
     return ladder.RungFigures(
         name=name, sha256=sha, recon=float(elbo["recon"]), nll=None if nll is None else float(nll),
