@@ -81,6 +81,8 @@ def test_each_rung_says_what_its_noise_is(rungs):
         if logvar is None:
             assert np.ptp(m.atlas.logvar) > 0.5  # learnt: it varies with the digit and the unit
             continue
+        # no noise: no KL and no ELBO in the atlas (the sidebar shows none), only the reconstruction
+        assert (m.atlas.metrics.neg_elbo is None) == (posterior == "none") and m.atlas.metrics.recon is not None
         assert cfg["posterior_logvar"] == pytest.approx(logvar)
         assert np.allclose(m.atlas.logvar, logvar, atol=1e-5)
         _, lv = m.model.encode_mu_logvar(x)
@@ -341,6 +343,10 @@ def test_each_rung_variant_trains_with_the_noise_it_says(tmp_path, tiny_tensors,
     z_spread = torch.stack([model(te_x[:8])[0] for _ in range(3)]).std(0).max().item()
     if posterior == "none":
         assert z_spread == 0.0  # no noise: the same code, the same logits, every time
+        from training.evaluate import evaluate
+
+        metrics = evaluate(model, te_x, iw_samples=0, progress=False)
+        assert "neg_elbo" not in metrics and "kl" not in metrics and metrics["recon"] > 0  # no made-up ELBO
     else:
         assert z_spread > 0.0
     history = read_checkpoint(result.best_path)["history"]
