@@ -4,6 +4,7 @@ per step of the argument, every comparison chosen from the figures (common.ladde
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -120,11 +121,12 @@ def prior_radius95(latent_dim: int) -> float:
     return float(np.sqrt(chi2.ppf(0.95, latent_dim)))
 
 
-def _share_words(share: float) -> str:
-    """'none' when no prior draw is recognisable, 'only 2.6 %' when few are, else the plain percentage."""
+def _draws(share: float) -> str:
+    """'none of the 1,000 draws' when no prior draw is recognisable, 'only 2.6 % of draws' when few
+    are, else '45.9 % of draws'."""
     if share == 0:
-        return f"none of {PRIOR_DRAWS:,}"
-    return f"only {_pct(share)}" if share < 0.25 else _pct(share)
+        return f"none of the {PRIOR_DRAWS:,} draws"
+    return f"only {_pct(share)} of draws" if share < 0.25 else f"{_pct(share)} of draws"
 
 
 def step_sentences(figs: Sequence[RungFigures], paths: Sequence[PathShares]) -> list[str]:
@@ -138,8 +140,7 @@ def step_sentences(figs: Sequence[RungFigures], paths: Sequence[PathShares]) -> 
     out = [
         f"A plain autoencoder reconstructs a test digit at {ae.recon:.1f} nats, but nothing tells it where to put "
         f"its codes: 95 % of them lie within a radius of {ae.radius95:.1f} (N(0, I) in {len(ae.mu_std)} dimensions: "
-        f"{prior:.1f}), and {_share_words(ae.recognised)} of draws from N(0, I) decode to a digit the classifier "
-        f"recognises."]
+        f"{prior:.1f}), and {_draws(ae.recognised)} from N(0, I) decode to a digit the classifier recognises."]
     sigma = noise.noise_sigma or float("nan")
     ratio = min(noise.mu_std) / sigma
     blur = "hardly blurs them" if ratio >= 10 else ("blurs them a little" if ratio >= 3 else "blurs them")
@@ -147,18 +148,21 @@ def step_sentences(figs: Sequence[RungFigures], paths: Sequence[PathShares]) -> 
                           "keeps its codes about as spread")
     out.append(
         f"Adding fixed noise (σ = {sigma:g}) but no KL: the encoder {moved} (95 % radius {ae.radius95:.1f} → "
-        f"{noise.radius95:.1f}); each unit's means spread at least {ratio:.0f} times σ, so the noise {blur} "
-        f"(reconstruction changes by {noise.recon - ae.recon:+.1f} nats), and {_share_words(noise.recognised)} of prior "
-        f"draws are recognisable.")
+        f"{noise.radius95:.1f}); each unit's means spread at least {math.floor(ratio)} times σ, so the noise {blur} "
+        f"(reconstruction changes by {noise.recon - ae.recon:+.1f} nats), and {_draws(noise.recognised)} from the "
+        f"prior are recognisable.")
     pulled = _more_or_less(noise.radius95, kl.radius95, "pushes the codes out", "pulls the codes in",
                            "leaves the codes about as spread")
     near = " (near N(0, I)'s)" if kl.radius95 <= 1.5 * prior else ""
     recog = _more_or_less(noise.recognised, kl.recognised, "rise", "fall", "stay about the same", rel=0.1)
     fewer = _more_or_less(off[1], off[2], "more", "fewer", "about as many", rel=0.1)
+    cost = kl.recon - noise.recon
+    price = (f"at a cost of {cost:.1f} nats of reconstruction" if cost >= 0
+             else f"and reconstruction even improves by {-cost:.1f} nats")
     out.append(
         f"The KL term {pulled} to a 95 % radius of {kl.radius95:.1f}{near}: recognisable prior draws {recog} "
         f"({_pct(noise.recognised)} → {_pct(kl.recognised)}), {fewer} codes on straight paths between test digits "
-        f"fall off the data ({_pct(off[1])} → {_pct(off[2])}), at {kl.recon - noise.recon:+.1f} nats of reconstruction.")
+        f"fall off the data ({_pct(off[1])} → {_pct(off[2])}), {price}.")
     if kl.nll is not None and vae.nll is not None:
         better = _more_or_less(kl.nll, vae.nll, "worsens", "improves", "barely changes", rel=0.005)
         nll = f"the test NLL {better} ({kl.nll:.1f} → {vae.nll:.1f} nats)"

@@ -176,9 +176,11 @@ def test_the_sentences_follow_the_numbers_either_way(figs, shares):
     kl = _fake(radius95=4.0, recognised=0.4, noise_sigma=0.15, posterior="fixed", nll=120.0)
     vae = _fake(nll=110.0)
     told = ladder.step_sentences([ae, noise, kl, vae], [ladder.PathShares(v, 0.0) for v in (0.1, 0.2, 0.05, 0.05)])
-    assert "spreads its codes wider" in told[1] and "hardly blurs" in told[1] and "only 3.0 %" in told[1]
-    assert "none of 1,000" in ladder.step_sentences([replace(ae, recognised=0.0), noise, kl, vae], [ladder.PathShares(0, 0)] * 4)[0]
+    assert "spreads its codes wider" in told[1] and "hardly blurs" in told[1] and "only 3.0 % of draws" in told[1]
+    assert "none of the 1,000 draws from N(0, I)" in ladder.step_sentences([replace(ae, recognised=0.0), noise, kl, vae], [ladder.PathShares(0, 0)] * 4)[0]
     assert "pulls the codes in" in told[2] and "rise" in told[2] and "fewer codes" in told[2]
+    assert "at a cost of" in ladder.step_sentences([ae, noise, replace(kl, recon=105.0), vae], [ladder.PathShares(0, 0)] * 4)[2]
+    assert "even improves by 5.0" in ladder.step_sentences([ae, noise, replace(kl, recon=95.0), vae], [ladder.PathShares(0, 0)] * 4)[2]
     assert "improves" in told[3]
     # the same sentences with the figures turned around say the opposite
     told = ladder.step_sentences([replace(ae, radius95=80.0), replace(noise, mu_std=(0.2,) * 8),
