@@ -1,10 +1,10 @@
-"""The app's entry: page config, then st.navigation over the pages: the explorer and the tug of war."""
+"""The app's entry: page config, then st.navigation over the pages: the explorer, the tug of war and the ladder from autoencoder to VAE."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app import explorer_page, streamlit_guard, tug_page
+from app import explorer_page, ladder_page, streamlit_guard, tug_page
 
 
 # On a phone (390 px) an image given a fixed pixel width (st.image(width=850), the interpolation strip)
@@ -52,5 +52,6 @@ def run() -> None:
     st.html(PHONE_CSS)
     st.html(TOUCH_SCROLL_JS, unsafe_allow_javascript=True)
     pages = [st.Page(explorer_page.render, title="Explorer", icon="🔢", url_path="explorer", default=True),
-             st.Page(tug_page.render, title="The tug of war", icon="⚖️", url_path="tug-of-war")]
+             st.Page(tug_page.render, title="The tug of war", icon="⚖️", url_path="tug-of-war"),
+             st.Page(ladder_page.render, title="From autoencoder to VAE", icon="🪜", url_path="ladder")]
     st.navigation(pages).run()
