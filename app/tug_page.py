@@ -53,7 +53,10 @@ def _warmup(m: bundle.ExplorerModel) -> float | None:
 def learning_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
     """Part 1: the chosen model's curves, per-unit curves and its map over training, with the story."""
     st.header("1 · How the VAE learnt")
-    recorded = [name for name, m in loaded.items() if m.atlas.dynamics is not None]
+    # Only VAEs (a learnt noise head): the story of KL against reconstruction is told in their terms; the
+    # ladder's autoencoders (posterior "none" or "fixed") have their own page.
+    recorded = [name for name, m in loaded.items()
+                if m.atlas.dynamics is not None and m.atlas.model_config.get("posterior", "learnt") == "learnt"]
     if not recorded:
         st.info("No model in the models folder carries its training record. Rebuild one with its recipe, "
                 "e.g. `python -m training.recipes default`; the atlas then holds the dynamics.")
@@ -61,7 +64,7 @@ def learning_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
     if st.session_state.get(MODEL_KEY) not in recorded:
         st.session_state[MODEL_KEY] = recorded[0]
     name = st.selectbox("Model", recorded, key=MODEL_KEY, format_func=lambda n: n.replace("/", " / "),
-                        help="the models whose atlas carries their training record")
+                        help="the VAEs whose atlas carries their training record")
     m = loaded[name]
     dyn = m.atlas.dynamics
     story = tug.training_story(dyn, m.atlas.checkpoint.stages, _warmup(m))
