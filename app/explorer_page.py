@@ -9,17 +9,22 @@ is the page (st.navigation calls it); importing this module runs nothing.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import streamlit as st
 
 from app import keep_panel, models, studio
 from app.links import apply_link_model, apply_link_view, sync_url
+from app.text import visitor_text
+from common import ladder_format
 from explorer import bundle, codes, figures, projection, state, tug
 from explorer.analysis import DigitAnalysis
-from explorer.preprocess import UnusableImageError
+from explorer.preprocess import UPLOAD_LIMIT_MB as _LIMIT_MB, UnusableImageError
 
+_log = logging.getLogger(__name__)
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp"]
-UPLOAD_LIMIT_MB = 20  # also enforced by the server (.streamlit/config.toml server.maxUploadSize)
+UPLOAD_LIMIT_MB = _LIMIT_MB  # decimal MB; the server: .streamlit/config.toml server.maxUploadSize
 NOISE_SAMPLES = 15
 NEAREST_SHOWN = 8
 UPLOAD_SOURCE = "your upload"
@@ -110,18 +115,25 @@ def map_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Digit
     proj = st.segmented_control("Map", projection.PROJECTIONS, key="projection", required=True,
                                 help="PCA: a linear view, exact for any code. t-SNE: neighbourhoods, computed once at training time.")
     proj = proj or "t-SNE"
+    # Off by default: a swipe over the map scrolls the page (a phone) and a click still picks a digit.
+    pan = st.toggle("Pan and zoom the map", key="map_pan", help="On: drag to pan, scroll or pinch to zoom the map.")
     markers = []
     sel = st.session_state.get(state.SELECTED_KEY)
     if sel is not None:
         markers.append(("clicked digit", tuple(map(float, projection.map_coords(m.atlas, proj)[sel])), "star"))
+    spacing = studio.spacing(m, m.sha256)  # an off-the-data code is drawn apart on t-SNE (figures.map_marker)
     if upload is not None:
-        markers.append((UPLOAD_SOURCE, tuple(map(float, projection.place(upload.mu, m.atlas, proj))), "diamond"))
+        markers.append(figures.map_marker(UPLOAD_SOURCE, upload.mu, m.atlas, proj, spacing, "diamond"))
     if drawing is not None:
-        markers.append((studio.DRAWING_SOURCE, tuple(map(float, projection.place(drawing.mu, m.atlas, proj))), "square"))
-    fig = models.map_figure(m, m.sha256, proj, tuple(markers))
+        markers.append(figures.map_marker(studio.DRAWING_SOURCE, drawing.mu, m.atlas, proj, spacing, "square"))
+    fig = models.map_figure(m, m.sha256, proj, tuple(markers), pan)
     st.plotly_chart(fig, key=state.MAP_KEY, on_select=lambda: state.on_map_select(st.session_state, m.atlas.mu),
-                    selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
-    st.caption("Click a point to load its code into the studio; click legend entries to hide or show digits.")
+                    selection_mode="points", config={"scrollZoom": pan, "displaylogo": False,
+                                                     "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "zoomIn2d", "zoomOut2d"]})
+    st.caption("Click a point to load its code into the studio; click legend entries to hide or show digits."
+               + (f" The shading is exact on PCA: a code can only sit in an empty (red) area if no test digit "
+                  "encodes near it; a dense area can still hide a hole in the {m.latent_dim - 2} dimensions the plane does not show."
+                  if proj == "PCA" else ""))
     if sel is not None:
         a, b, _ = st.columns([1, 1, 2])
         a.image(figures.upscale(m.atlas.images[sel].reshape(28, 28) / 255.0, 4), caption=f"test #{sel} (a {m.atlas.labels[sel]})")
@@ -152,7 +164,7 @@ def draw_ui(m: bundle.ExplorerModel) -> DigitAnalysis | None:
                    "studio and its place to the map.")
         return None
     if drawing.analysis is None:
-        st.warning(f"Cannot use the drawing: {drawing.error}")
+        st.warning(f"Cannot use the drawing: {visitor_text(drawing.error)}")
         return None
     analysis_ui(m, drawing.analysis, "your drawing", "drawing")
     return drawing.analysis
@@ -167,10 +179,10 @@ def upload_ui(m: bundle.ExplorerModel) -> DigitAnalysis | None:
     try:
         result = models.analyse_upload(m, m.sha256, f.getvalue())
     except UnusableImageError as e:
-        st.error(f"Cannot use **{f.name}**: {e}")
+        st.error(f"Cannot use **{visitor_text(f.name, 80)}**: {visitor_text(e)}")
         return None
     except Exception as e:  # noqa: BLE001 - a bad upload must never put a traceback in the UI
-        st.error(f"Cannot use **{f.name}**: the image could not be processed ({type(e).__name__}). Try a PNG or JPEG of one digit.")
+        st.error(f"Cannot use **{visitor_text(f.name, 80)}**: the image could not be processed ({type(e).__name__}). Try a PNG or JPEG of one digit.")
         return None
     left, _ = st.columns([1.6, 1])
     with left:
@@ -214,18 +226,19 @@ def render() -> None:
     st.html("<style>[data-testid='stImage'] img {image-rendering: pixelated;}</style>")
     paths = bundle.list_checkpoints(bundle.models_dir())
     if not paths:
-        st.error(f"No checkpoint in {bundle.models_dir()}. Train one with `python -m training`.")
+        _log.error("no checkpoint in %s", bundle.models_dir())  # the path for the log, not the page
+        st.error("No model in the models folder. Train one with `python -m training`.")
         return
     folder = bundle.models_dir()
     ids = [bundle.checkpoint_name(p, folder) for p in paths]
     names = [f"{i}.pt" for i in ids]  # "default.pt", "beta/beta-2.pt": a family shows under its folder
     notices = list(apply_link_model(ids, names))
-    choice = st.sidebar.selectbox("Model", names, key="model_name", format_func=lambda n: n.replace("/", " / "),
-                                  help="checkpoints in the models folder; a subfolder is a family (beta/: the beta sweep)")
+    choice = st.sidebar.selectbox("Model", names, key="model_name", format_func=lambda n: ladder_format.display_name(n.removesuffix(".pt"), n.replace("/", " / ")),
+                                  help="checkpoints in the models folder; a subfolder is a family (beta/: the beta sweep; ladder/: autoencoder to VAE)")
     path = paths[names.index(choice)]
     m = models.load_model_or_error(str(path), models.file_version(path))
     if isinstance(m, bundle.ModelLoadFailure):
-        st.error(f"This model cannot be used: {m.problem}.")
+        st.error(f"The model {m.name} cannot be used: {m.problem}.")
         return
     sidebar_ui(m)
     if st.session_state.get(state.SELECTED_KEY, 0) >= m.atlas.size:
@@ -249,7 +262,7 @@ def render() -> None:
     st.caption(f"Drag a slider: the decoder runs in your browser and the digit morphs as you move through the "
                f"{m.latent_dim}-d latent space. Click the map to jump to a test digit; draw or upload your own.")
     for notice in notices:
-        st.warning(notice, icon="🔗")
+        st.warning(visitor_text(notice), icon="🔗")  # notices quote the link's values
     st.session_state[keep_panel.FULL_RUN_KEY] = True
     code_ui(m, st.session_state.get("projection") or "t-SNE")
     st.divider()
