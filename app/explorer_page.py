@@ -18,6 +18,7 @@ import streamlit as st
 from app import keep_panel, models, studio
 from app.links import apply_link_model, apply_link_view, sync_url
 from app.text import visitor_text
+from common import ladder_format
 from explorer import bundle, codes, figures, projection, state, tug
 from explorer import studio as studio_view
 from explorer.analysis import DigitAnalysis
@@ -140,21 +141,28 @@ def map_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Digit
     proj = st.segmented_control("Map", projection.PROJECTIONS, key="projection", required=True,
                                 help="PCA: a linear view, exact for any code. t-SNE: neighbourhoods, computed once at training time.")
     proj = proj or "t-SNE"
+    # Off by default: a swipe over the map scrolls the page (a phone) and a click still picks a digit.
+    pan = st.toggle("Pan and zoom the map", key="map_pan", help="On: drag to pan, scroll or pinch to zoom the map.")
     markers = []
     sel, row = st.session_state.get(state.SELECTED_KEY), selected_row(m)
     if row is not None:
         markers.append(("selected digit", tuple(map(float, projection.map_coords(m.atlas, proj)[row])), "star"))
+    spacing = studio.spacing(m, m.sha256)  # an off-the-data code is drawn apart on t-SNE (figures.map_marker)
     if upload is not None:
-        markers.append((UPLOAD_SOURCE, tuple(map(float, projection.place(upload.mu, m.atlas, proj))), "diamond"))
+        markers.append(figures.map_marker(UPLOAD_SOURCE, upload.mu, m.atlas, proj, spacing, "diamond"))
     if drawing is not None:
-        markers.append((studio.DRAWING_SOURCE, tuple(map(float, projection.place(drawing.mu, m.atlas, proj))), "square"))
-    fig = models.map_figure(m, models.model_key(m), proj, tuple(markers))
+        markers.append(figures.map_marker(studio.DRAWING_SOURCE, drawing.mu, m.atlas, proj, spacing, "square"))
+    fig = models.map_figure(m, models.model_key(m), proj, tuple(markers), pan)
     # The clicked digit and what the studio now shows sit beside the map, where the learner looks:
     # the studio itself is ~800 px above, out of view.
     chart, side = st.columns([4, 1], gap="small")
     chart.plotly_chart(fig, key=state.MAP_KEY, on_select=functools.partial(_on_map_select, m),
-                       selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
-    chart.caption("Click a point to load its code into the studio; click legend entries to hide or show digits.")
+                       selection_mode="points", config={"scrollZoom": pan, "displaylogo": False,
+                                                        "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "zoomIn2d", "zoomOut2d"]})
+    chart.caption("Click a point to load its code into the studio; click legend entries to hide or show digits."
+                  + (f" The shading is exact on PCA: a code can only sit in an empty (red) area if no test digit "
+                     "encodes near it; a dense area can still hide a hole in the {m.latent_dim - 2} dimensions the plane does not show."
+                     if proj == "PCA" else ""))
     with side:
         if row is None:
             st.caption("Click a digit on the map: it shows here, and its code goes to the studio.")
@@ -305,8 +313,8 @@ def render() -> None:
     ids = [bundle.checkpoint_name(p, folder) for p in paths]
     names = [f"{i}.pt" for i in ids]  # "default.pt", "beta/beta-2.pt": a family shows under its folder
     notices = list(apply_link_model(ids, names))
-    choice = st.sidebar.selectbox("Model", names, key="model_name", format_func=lambda n: n.replace("/", " / "),
-                                  help="checkpoints in the models folder; a subfolder is a family (beta/: the beta sweep)")
+    choice = st.sidebar.selectbox("Model", names, key="model_name", format_func=lambda n: ladder_format.display_name(n.removesuffix(".pt"), n.replace("/", " / ")),
+                                  help="checkpoints in the models folder; a subfolder is a family (beta/: the beta sweep; ladder/: autoencoder to VAE)")
     path = paths[names.index(choice)]
     m = models.load_model_or_error(str(path), models.file_version(path))
     if isinstance(m, bundle.ModelLoadFailure):

@@ -54,15 +54,16 @@ def load_model_or_error(path: str, version: tuple[int, int]) -> bundle.ExplorerM
 
 
 @st.cache_resource(max_entries=16)
-def map_figure(_m: bundle.ExplorerModel, key: str, proj: str, markers: tuple) -> go.Figure:
-    """The 10k-point map, built once per (model key, projection, markers): building it costs ~0.2 s.
+def map_figure(_m: bundle.ExplorerModel, key: str, proj: str, markers: tuple, pan: bool = False) -> go.Figure:
+    """The 10k-point map, built once per (model key, projection, markers, pan): building it costs ~0.2 s.
     `key` names the model and its files (model_key): two names may share a checkpoint, not an atlas.
+    markers: (name, xy, symbol[, off_data]) tuples (figures.latent_map_figure).
 
     Each point's customdata (its hover text and what a click reads) is its MNIST test-set index,
     not its atlas row: the two differ for an atlas of a subset of the test set."""
     coords = projection.map_coords(_m.atlas, proj)
-    marks = [(name, np.array(xy), symbol) for name, xy, symbol in markers]
-    fig = figures.latent_map_figure(coords, _m.atlas.labels, proj, marks)
+    marks = [(mk[0], np.array(mk[1]), *mk[2:]) for mk in markers]
+    fig = figures.latent_map_figure(coords, _m.atlas.labels, proj, marks, pan=pan)
     if (index := _m.atlas.test_index) is not None:
         for trace in fig.data:
             if trace.customdata is not None:
