@@ -2,8 +2,10 @@
 
 The JavaScript and CSS are plain files in app/frontend/, read once and registered with Custom
 Components v2. Python gives the studio the model payload (explorer.studio.model_payload, sent once
-per model and browser) and the small view; it takes back the code on each slider release and the
-pad's PNG after each stroke. Callbacks write the one code in session state (explorer.state).
+per model and browser), one decoder payload per other member of the model's family folder (each its
+own unchanging input, so each is sent once too) and the small view; it takes back the code on each
+slider release and the pad's PNG after each stroke. Callbacks write the one code in session state
+(explorer.state).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from explorer.preprocess import UnusableImageError
 FRONTEND = Path(__file__).parent / "frontend"
 STUDIO_KEY = "studio"
 PAYLOAD_KEY = "studio_model"
+MEMBER_KEY = "studio_member_{}"  # one decoder payload per family member, keyed by its name
+BAND_KEY = "studio_band"  # the posterior band shown with the current revision (explorer.studio.Band)
+UPLOAD_KEY, UPLOAD_SOURCE = "upload", "your upload"  # the explorer page's uploader and its code's source
 PAD_KEY = "pad"
 SIGNAL_KEY = "studio_first_frame"
 READY_KEY = "studio_ready"  # True once the browser's studio has drawn its first digit
@@ -64,6 +69,54 @@ def payload(_m: bundle.ExplorerModel, sha: str) -> bytes:
     return studio.model_payload(_m, spacing(_m, sha))
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def member_payload(_m: bundle.ExplorerModel, sha: str) -> bytes:
+    """A family member's decoder payload (explorer.studio.decoder_payload), once per member."""
+    return studio.decoder_payload(_m)
+
+
+def family(m: bundle.ExplorerModel) -> list[bundle.ExplorerModel]:
+    """The loaded members of m's family folder (m included), in display order; [] outside a family.
+    A member that does not load, or has another latent size, is left out (the picker says why)."""
+    members = []
+    for path in studio.family_paths(m):
+        member = m if path.resolve() == m.path.resolve() else models.load_model_or_error(str(path), models.file_version(path))
+        if isinstance(member, bundle.ExplorerModel) and member.latent_dim == m.latent_dim:
+            members.append(member)
+    return members if len(members) > 1 else []
+
+
+def _found_band(m: bundle.ExplorerModel, cs: state.CodeState) -> studio.Band | None:
+    """The posterior of the digit the current code was loaded from, if it was a digit."""
+    sel = st.session_state.get(state.SELECTED_KEY)
+    if isinstance(sel, int) and 0 <= sel < m.atlas.size and cs.source == state.clicked_label(sel):
+        sigma = np.exp(0.5 * m.atlas.logvar[sel])
+        return studio.make_band(cs.source, m.atlas.mu[sel], sigma, m, cs.rev)
+    analysis = None
+    if cs.source == DRAWING_SOURCE:
+        drawing = st.session_state.get(DRAWING_KEY)
+        analysis = drawing.analysis if isinstance(drawing, Drawing) else None
+    elif cs.source == UPLOAD_SOURCE and (f := st.session_state.get(UPLOAD_KEY)) is not None:
+        try:
+            analysis = models.analyse_upload(m, m.sha256, f.getvalue())  # cached: the page analysed it already
+        except Exception:  # noqa: BLE001 - the upload panel says what is wrong with it; no band then
+            analysis = None
+    if analysis is None:
+        return None
+    return studio.make_band(cs.source, analysis.mu, analysis.sigma, m, cs.rev)
+
+
+def band(m: bundle.ExplorerModel, cs: state.CodeState) -> studio.Band | None:
+    """The band to draw now (explorer.studio.band_to_show), remembered for the revision's releases."""
+    kept = st.session_state.get(BAND_KEY)
+    shown = studio.band_to_show(_found_band(m, cs), kept if isinstance(kept, studio.Band) else None, m, cs.rev)
+    if shown is None:
+        st.session_state.pop(BAND_KEY, None)
+    else:
+        st.session_state[BAND_KEY] = shown
+    return shown
+
+
 def _on_release(dim: int) -> None:
     value = st.session_state.get(STUDIO_KEY)
     release = value.get("release") if isinstance(value, dict) else None
@@ -77,10 +130,16 @@ def studio_ui(m: bundle.ExplorerModel, projection: str) -> None:
     then leaves the studio's element unchanged, so Streamlit does not resend it (with its script)."""
     comp, _ = _components()
     cs = state.current(st.session_state, m.latent_dim)
-    # Same key and same bytes on every rerun: Streamlit's message cache sends the payload once.
-    comp(key=PAYLOAD_KEY, data=payload(m, m.sha256))
-    comp(key=STUDIO_KEY, data=studio.view_data(m, np.array(cs.shown()), cs.rev, projection),
-         on_release_change=functools.partial(_on_release, m.latent_dim))
+    members = family(m)
+    # Same key and same bytes on every rerun: Streamlit's message cache sends each payload once.
+    with st.container(gap=None):  # invisible mounts: no gaps between them
+        comp(key=PAYLOAD_KEY, data=payload(m, m.sha256))
+        for member in members:
+            if member is not m:  # the open model's decoder is in its own payload
+                comp(key=MEMBER_KEY.format(member.name), data=member_payload(member, member.sha256))
+    view = studio.view_data(m, np.array(cs.shown()), cs.rev, projection,
+                            family=[studio.family_entry(x, m) for x in members], band=band(m, cs))
+    comp(key=STUDIO_KEY, data=view, on_release_change=functools.partial(_on_release, m.latent_dim))
 
 
 def _on_ready() -> None:
