@@ -87,23 +87,31 @@ def family(m: bundle.ExplorerModel) -> list[bundle.ExplorerModel]:
 
 
 def _found_band(m: bundle.ExplorerModel, cs: state.CodeState) -> studio.Band | None:
-    """The posterior of the digit the current code was loaded from, if it was a digit."""
+    """The posterior of the digit the current code was loaded from, if it was a clicked, drawn or
+    uploaded digit of this model: its mean, snapped to the sliders, must be the revision's code
+    (a code carried over from another model, or re-encoded since, gets no stale band)."""
+    candidates: list[tuple[np.ndarray, np.ndarray]] = []
     sel = st.session_state.get(state.SELECTED_KEY)
-    if isinstance(sel, int) and 0 <= sel < m.atlas.size and cs.source == state.clicked_label(sel):
-        sigma = np.exp(0.5 * m.atlas.logvar[sel])
-        return studio.make_band(cs.source, m.atlas.mu[sel], sigma, m, cs.rev)
-    analysis = None
-    if cs.source == DRAWING_SOURCE:
+    if isinstance(sel, (int, np.integer)) and "test digit" in cs.source:
+        # The selection names a test digit by its MNIST test index, or (older sessions) by its atlas
+        # row: the same for a full atlas; for a subset atlas the mean check below picks the right one.
+        for row in {int(m.atlas.rows_of(np.array([sel]))[0]), int(sel)}:
+            if 0 <= row < m.atlas.size:
+                candidates.append((m.atlas.mu[row], np.exp(0.5 * m.atlas.logvar[row])))
+    elif cs.source.startswith(DRAWING_SOURCE):
         drawing = st.session_state.get(DRAWING_KEY)
-        analysis = drawing.analysis if isinstance(drawing, Drawing) else None
-    elif cs.source == UPLOAD_SOURCE and (f := st.session_state.get(UPLOAD_KEY)) is not None:
+        if isinstance(drawing, Drawing) and drawing.analysis is not None:
+            candidates.append((drawing.analysis.mu, drawing.analysis.sigma))
+    elif cs.source.startswith(UPLOAD_SOURCE) and (f := st.session_state.get(UPLOAD_KEY)) is not None:
         try:
-            analysis = models.analyse_upload(m, m.sha256, f.getvalue())  # cached: the page analysed it already
+            a = models.analyse_upload(m, m.sha256, f.getvalue())  # cached: the page analysed it already
+            candidates.append((a.mu, a.sigma))
         except Exception:  # noqa: BLE001 - the upload panel says what is wrong with it; no band then
-            analysis = None
-    if analysis is None:
-        return None
-    return studio.make_band(cs.source, analysis.mu, analysis.sigma, m, cs.rev)
+            pass
+    for mu, sigma in candidates:
+        if state.snap(mu) == tuple(cs.shown()):
+            return studio.make_band(cs.source, mu, sigma, m, cs.rev)
+    return None
 
 
 def band(m: bundle.ExplorerModel, cs: state.CodeState) -> studio.Band | None:
