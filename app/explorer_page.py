@@ -224,8 +224,8 @@ def render() -> None:
                                   help="checkpoints in the models folder; a subfolder is a family (beta/: the beta sweep)")
     path = paths[names.index(choice)]
     m = models.load_model_or_error(str(path), models.file_version(path))
-    if isinstance(m, str):
-        st.error(m)
+    if isinstance(m, bundle.ModelLoadFailure):
+        st.error(f"This model cannot be used: {m.problem}.")
         return
     sidebar_ui(m)
     if st.session_state.get(state.SELECTED_KEY, 0) >= m.atlas.size:

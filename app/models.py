@@ -5,6 +5,7 @@ Every cache is keyed on small explicit values (paths, mtimes, digests), never on
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,9 @@ from common.paths import atlas_path_for
 from explorer import bundle, figures, projection
 from explorer.analysis import DigitAnalysis, analyse_digit
 from explorer.preprocess import prepare_digit
+
+_log = logging.getLogger(__name__)
+
 
 def file_version(path: Path) -> tuple[int, int]:
     """(checkpoint mtime, atlas mtime) in ns, 0 where missing: a cache key that changes when either file does."""
@@ -27,16 +31,18 @@ def file_version(path: Path) -> tuple[int, int]:
 
 
 @st.cache_resource(show_spinner="Loading the model and its latent atlas…", max_entries=12)
-def load_model_or_error(path: str, version: tuple[int, int]) -> bundle.ExplorerModel | str:
-    """The model at `path`, or the message saying why it cannot be used.
+def load_model_or_error(path: str, version: tuple[int, int]) -> bundle.ExplorerModel | bundle.ModelLoadFailure:
+    """The model at `path`, or a ModelLoadFailure saying (to a visitor) why it cannot be used.
 
     Cached per file version (both mtimes) and shared by all sessions; treat the model as read-only.
-    A failure is cached too (as its message), so a broken file is not re-read and re-hashed on every rerun.
+    A failure is cached too, so a broken file is not re-read and re-hashed on every rerun; its detail
+    (file, error, the command that fixes it) is logged once, on the server only.
     """
     try:
         return bundle.load_explorer_model(path)
     except bundle.ModelUnavailableError as e:
-        return str(e)
+        _log.warning("model %s cannot be used: %s", path, e)
+        return bundle.ModelLoadFailure(bundle.checkpoint_name(path), e.problem)
 
 
 @st.cache_resource(max_entries=16)

@@ -32,7 +32,7 @@ def _load_all() -> dict[str, bundle.ExplorerModel | str]:
 def _training_figures(_m: bundle.ExplorerModel, sha: str) -> tuple[go.Figure, go.Figure, go.Figure]:
     """(curves, per-unit curves, map over training) of a model with dynamics, built once per checkpoint."""
     dyn = _m.atlas.dynamics
-    labels = [str(s.get("objective", "?")) for s in _m.atlas.checkpoint.get("stages") or [] if isinstance(s, dict)]
+    labels = _m.atlas.checkpoint.stage_objectives
     return (tug_figures.curves_figure(dyn, labels), tug_figures.per_unit_figure(dyn, labels),
             tug_figures.training_map_figure(_m.atlas, dyn))
 
@@ -45,9 +45,7 @@ def _beta_map(_m: bundle.ExplorerModel, sha: str) -> go.Figure:
 
 def _warmup(m: bundle.ExplorerModel) -> float | None:
     """The first stage's KL warm-up in epochs if the atlas says (a one-stage model: its train config)."""
-    stages = m.atlas.checkpoint.get("stages") or []
-    value = (m.atlas.checkpoint.get("train_config") or {}).get("warmup_epochs")
-    return float(value) if len(stages) <= 1 and isinstance(value, (int, float)) else None
+    return m.atlas.checkpoint.warmup_epochs if len(m.atlas.checkpoint.stages) <= 1 else None
 
 
 def learning_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
@@ -64,7 +62,7 @@ def learning_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
                         help="the models whose atlas carries their training record")
     m = loaded[name]
     dyn = m.atlas.dynamics
-    story = tug.training_story(dyn, m.atlas.checkpoint.get("stages") or [], _warmup(m))
+    story = tug.training_story(dyn, m.atlas.checkpoint.stages, _warmup(m))
     st.markdown(" ".join(story))
     curves, units, moving = _training_figures(m, m.sha256)
     st.plotly_chart(curves, key="tug_curves", config={"displayModeBar": False})
@@ -165,10 +163,10 @@ def render() -> None:
                "toward N(0, I). Reconstruction wants no noise; KL wants noise. This page shows the fight: how one "
                "model's balance moved while it learnt, and where the balance lands when the KL weight beta changes.")
     everything = _load_all()
-    loaded = {n: m for n, m in everything.items() if not isinstance(m, str)}
+    loaded = {n: m for n, m in everything.items() if not isinstance(m, bundle.ModelLoadFailure)}
     for name, problem in everything.items():
-        if isinstance(problem, str):
-            st.warning(f"{name} is left out: {problem}")
+        if isinstance(problem, bundle.ModelLoadFailure):
+            st.warning(f"{name} is left out: {problem.problem}")
     if not loaded:
         st.error(f"No usable checkpoint in {bundle.models_dir()}.")
         return

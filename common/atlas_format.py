@@ -36,6 +36,7 @@ import numpy as np
 
 from common.dynamics_format import Dynamics, DynamicsError, validate_dynamics
 from common.fileio import atomic_write_bytes
+from common.records import CheckpointSummary, Metrics, RecordError
 
 # Bump when the layout changes; load_atlas refuses versions it does not know. 2: optional dyn_ arrays
 # and test_index.
@@ -72,8 +73,8 @@ class Atlas:
     kl_per_dim: np.ndarray
     mu_variance: np.ndarray
     checkpoint_sha256: str
-    metrics: dict[str, Any] = field(default_factory=dict)
-    checkpoint: dict[str, Any] = field(default_factory=dict)  # model_config, train_config, stages, ...
+    metrics: Metrics = field(default_factory=Metrics)  # the test-set evaluation (common.records)
+    checkpoint: CheckpointSummary = field(default_factory=lambda: CheckpointSummary(model_config={}))
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     dynamics: Dynamics | None = None  # how the model learnt (common.dynamics_format); None if not recorded
     # [N] int32, increasing: the test-set index of each row, for an atlas of a subset of the test set
@@ -93,7 +94,7 @@ class Atlas:
 
     @property
     def model_config(self) -> dict[str, Any]:
-        return dict(self.checkpoint.get("model_config") or {})
+        return dict(self.checkpoint.model_config)
 
     @property
     def active(self) -> np.ndarray:
@@ -115,8 +116,8 @@ def save_atlas(path: str | Path, atlas: Atlas) -> None:
     # The layout written is this code's, whatever version the atlas was read from.
     arrays["format_version"] = np.asarray(FORMAT_VERSION, dtype=np.int64)
     arrays["checkpoint_sha256"] = np.asarray(atlas.checkpoint_sha256)
-    arrays["metrics_json"] = np.asarray(json.dumps(atlas.metrics))
-    arrays["checkpoint_json"] = np.asarray(json.dumps(atlas.checkpoint))
+    arrays["metrics_json"] = np.asarray(json.dumps(atlas.metrics.to_dict()))
+    arrays["checkpoint_json"] = np.asarray(json.dumps(atlas.checkpoint.to_dict()))
     arrays.update({WEIGHT_PREFIX + k: v for k, v in atlas.weights.items()})
     if atlas.test_index is not None:
         arrays["test_index"] = atlas.test_index
@@ -160,6 +161,11 @@ def read_atlas_file(path: str | Path) -> Atlas:
             raise AtlasError(f"{key} is not valid JSON ({e})") from e
         if not isinstance(documents[key], dict):
             raise AtlasError(f"{key} must be a JSON object")
+    try:
+        metrics = Metrics.from_dict(documents["metrics_json"])
+        checkpoint = CheckpointSummary.from_dict(documents["checkpoint_json"])
+    except RecordError as e:
+        raise AtlasError(f"the atlas's record of its checkpoint is damaged: {e}") from e
     weights = {k[len(WEIGHT_PREFIX):]: raw.pop(k) for k in list(raw) if k.startswith(WEIGHT_PREFIX)}
     dynamics = None
     if any(k.startswith(DYNAMICS_PREFIX) for k in raw):
@@ -168,7 +174,7 @@ def read_atlas_file(path: str | Path) -> Atlas:
         except DynamicsError as e:
             raise AtlasError(f"training dynamics {e}") from e
     return Atlas(**{k: raw[k] for k in ARRAY_KEYS}, checkpoint_sha256=texts["checkpoint_sha256"],
-                 metrics=documents["metrics_json"], checkpoint=documents["checkpoint_json"], weights=weights,
+                 metrics=metrics, checkpoint=checkpoint, weights=weights,
                  dynamics=dynamics, test_index=raw.get("test_index"), format_version=version)
 
 
@@ -215,8 +221,8 @@ def validate(atlas: Atlas) -> None:
         raise AtlasError("kl_per_dim and mu_variance must be >= 0")
     if len(atlas.checkpoint_sha256) != 64:
         raise AtlasError("checkpoint_sha256 must be a sha256 hex digest")
-    config = atlas.checkpoint.get("model_config")
-    if not isinstance(config, dict):
+    config = atlas.checkpoint.model_config
+    if not config:
         raise AtlasError("checkpoint_json holds no model_config")
     if config.get("latent_dim") != d:
         raise AtlasError(f"the codes are {d}-d but the model config says latent_dim={config.get('latent_dim')!r}")

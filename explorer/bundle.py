@@ -16,23 +16,32 @@ from typing import Any
 from common.atlas_format import Atlas, AtlasError, load_atlas
 from common.fileio import file_sha256
 from common.paths import DEFAULT_CHECKPOINT, MODELS_DIR, atlas_path_for
+from common.records import Stage
 from explorer.numpy_vae import NumpyVAE
 
 MODELS_DIR_ENV = "VAE_EXPLORER_MODELS"  # lets tests and users point the app at another folder
 
 
 class ModelUnavailableError(ValueError):
-    """A checkpoint or its atlas cannot be used; the message says what to run to fix it."""
+    """A checkpoint or its atlas cannot be used.
+
+    `problem` says what is wrong in plain words, with no server path or library text: what a visitor
+    of the app may read. The message (str) adds the detail for the server's log and the command line:
+    which file, the underlying error, and the command that fixes it.
+    """
+
+    def __init__(self, problem: str, detail: str = "") -> None:
+        super().__init__(f"{problem}: {detail}" if detail else problem)
+        self.problem = problem
 
 
 @dataclass(frozen=True)
-class Stage:
-    """One training stage behind a checkpoint's weights, as its atlas records it."""
+class ModelLoadFailure:
+    """Why the model called `name` cannot be used: `problem` is fit for a visitor (common words, no
+    paths); the detail with paths and the fix goes to the server's log where the failure is made."""
 
-    objective: str  # "ELBO" or "IWAE bound (k=5)"
-    epochs: int | None
-    best_epoch: int | None = None
-    lr: float | None = None
+    name: str
+    problem: str
 
 
 @dataclass(frozen=True)
@@ -107,38 +116,25 @@ def checkpoint_name(path: str | Path, folder: str | Path | None = None) -> str:
         return path.stem
 
 
-def _int_or_none(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _float_or_none(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def model_facts(atlas: Atlas, model: NumpyVAE) -> ModelFacts:
     """The sidebar's facts from the atlas's checkpoint summary and metrics (atlases of older
     versions may lack some: those are None)."""
     metrics, info = atlas.metrics, atlas.checkpoint
-    train_cfg = info.get("train_config") or {}
-    stages = tuple(Stage(objective=str(s.get("objective", "?")), epochs=_int_or_none(s.get("epochs")),
-                         best_epoch=_int_or_none(s.get("best_epoch")), lr=_float_or_none(s.get("lr")))
-                   for s in info.get("stages") or [] if isinstance(s, dict))
     cfg = model.config
-    epochs_trained = _int_or_none(info.get("epochs_trained"))
     return ModelFacts(
-        preset=train_cfg.get("preset"),
-        stages=stages,
+        preset=info.preset,
+        stages=info.stages,
         latent_dim=model.latent_dim,
         parameters=model.num_parameters(),
         encoder_sizes=(int(cfg.get("input_dim", 784)), *map(int, cfg["encoder_hidden"]), model.latent_dim),
         decoder_sizes=(model.latent_dim, *map(int, cfg["decoder_hidden"]), int(cfg.get("input_dim", 784))),
-        epochs_trained=epochs_trained,
-        epochs_total=sum(s.epochs or 0 for s in stages) or epochs_trained,
-        best_epoch=_int_or_none(info.get("best_epoch")),
-        test_neg_elbo=_float_or_none(metrics.get("neg_elbo")),
-        test_nll=_float_or_none(metrics.get("nll")),
-        iw_samples=_int_or_none(metrics.get("iw_samples")),
-        active_units=_int_or_none(metrics.get("active_units")),
+        epochs_trained=info.epochs_trained,
+        epochs_total=sum(s.epochs or 0 for s in info.stages) or info.epochs_trained,
+        best_epoch=info.best_epoch,
+        test_neg_elbo=metrics.neg_elbo,
+        test_nll=metrics.nll,
+        iw_samples=metrics.iw_samples,
+        active_units=metrics.active_units,
     )
 
 
@@ -151,26 +147,31 @@ def describe_stages(stages: tuple[Stage, ...]) -> str:
 
 
 def load_explorer_model(path: str | Path) -> ExplorerModel:
-    """Checkpoint + atlas at `path`. Raises ModelUnavailableError (a ValueError) with the fix."""
+    """Checkpoint + atlas at `path`. Raises ModelUnavailableError (a ValueError): its `problem` for
+    visitors, its message with the file and the command that fixes it for the log."""
     path = Path(path)
     rebuild = f"rebuild it with `python -m training.export {path}`"
     if not path.is_file():
-        raise ModelUnavailableError(f"checkpoint not found: {path}")
+        raise ModelUnavailableError("the checkpoint file is missing", f"checkpoint not found: {path}")
     atlas_file = atlas_path_for(path)
     if not atlas_file.is_file():
-        raise ModelUnavailableError(f"{path.name} has no latent atlas ({atlas_file.name}); create it with "
-                                    f"`python -m training.export {path}`")
+        raise ModelUnavailableError("it has no latent atlas yet", f"{path.name} has no latent atlas ({atlas_file.name}); "
+                                    f"create it with `python -m training.export {path}`")
     try:
         atlas = load_atlas(atlas_file)
     except AtlasError as e:
-        raise ModelUnavailableError(f"{atlas_file.name} cannot be used: {e}; {rebuild}") from e
+        raise ModelUnavailableError("its latent atlas is damaged or was written by another version of the explorer",
+                                    f"{atlas_file.name} cannot be used: {e}; {rebuild}") from e
     except OSError as e:
-        raise ModelUnavailableError(f"{atlas_file.name} cannot be read ({e.strerror or e})") from e
+        raise ModelUnavailableError("its latent atlas cannot be read",
+                                    f"{atlas_file.name} cannot be read ({e.strerror or e})") from e
     sha = file_sha256(path)
     if atlas.checkpoint_sha256 != sha:
-        raise ModelUnavailableError(f"{atlas_file.name} was made for another version of {path.name}; {rebuild}")
+        raise ModelUnavailableError("its latent atlas belongs to another version of the model",
+                                    f"{atlas_file.name} was made for another version of {path.name}; {rebuild}")
     try:
         model = NumpyVAE(atlas.model_config, atlas.weights)
     except ValueError as e:
-        raise ModelUnavailableError(f"{atlas_file.name} holds no usable weights: {e}; {rebuild}") from e
+        raise ModelUnavailableError("its latent atlas holds no usable weights",
+                                    f"{atlas_file.name} holds no usable weights: {e}; {rebuild}") from e
     return ExplorerModel(checkpoint_name(path), path, sha, model, atlas, model_facts(atlas, model))

@@ -85,40 +85,6 @@ def image_grid(images: np.ndarray, cols: int, scale: int = 3, gap: int = 2) -> n
     return tile(cells.reshape(rows, cols, 28, 28), scale=scale, gutter=gap, gutter_value=128)
 
 
-def _hex_rgb(colour: str) -> tuple[int, int, int]:
-    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
-
-
-_PALETTE = np.array([_hex_rgb(c) for c in DIGIT_COLOURS], dtype=np.uint8)
-
-
-def locator_image(coords: np.ndarray, labels: np.ndarray, xy: np.ndarray, size: int = 220, pad: int = 8) -> np.ndarray:
-    """A small RGB picture [size, size, 3] of the map (coords [N, 2], labels [N]) with a crosshair at xy [2].
-
-    Drawn with NumPy in about a millisecond, so it can follow every slider move inside the
-    fragment without resending the 10k-point interactive map.
-    """
-    lo, hi = coords.min(0), coords.max(0)
-    span = np.maximum(hi - lo, 1e-6)
-
-    def to_px(p: np.ndarray) -> np.ndarray:
-        q = (np.asarray(p, dtype=np.float64) - lo) / span
-        q = np.clip(q, -0.02, 1.02)
-        col = pad + q[..., 0] * (size - 1 - 2 * pad)
-        row = pad + (1.0 - q[..., 1]) * (size - 1 - 2 * pad)  # y axis points up
-        return np.stack([row, col], -1).round().astype(int).clip(0, size - 1)
-
-    img = np.full((size, size, 3), 255, dtype=np.uint8)
-    px = to_px(coords)
-    img[px[:, 0], px[:, 1]] = (0.45 * _PALETTE[labels] + 0.55 * 255).astype(np.uint8)  # faded points
-    r, c = to_px(xy)
-    img[max(r - 1, 0): r + 2, :] = (40, 40, 40)  # crosshair lines through the position
-    img[:, max(c - 1, 0): c + 2] = (40, 40, 40)
-    img[max(r - 5, 0): r + 6, max(c - 5, 0): c + 6] = (214, 39, 40)  # red square at the position
-    img[max(r - 2, 0): r + 3, max(c - 2, 0): c + 3] = (255, 255, 255)
-    return img
-
-
 VERDICT_COLOURS = {"typical": "#2ca02c", "sparse": "#ff7f0e", "hole": "#d62728"}
 
 

@@ -8,12 +8,13 @@ follow the simple story ("the KL term pulls every code toward N(0, I) as trainin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from common.atlas_format import Atlas
 from common.dynamics_format import ACTIVE_THRESHOLD, Dynamics
+from common.records import Stage
 
 NEARLY_COLLAPSED_KL = 0.25  # nats: an active unit carrying less than this is pointed out as close to collapse
 
@@ -35,18 +36,16 @@ class SweepPoint:
 
 def beta_of(atlas: Atlas) -> float | None:
     """The KL weight the model was trained with (its last stage's), None if the atlas does not say."""
-    value = (atlas.checkpoint.get("train_config") or {}).get("beta")
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return atlas.checkpoint.beta
 
 
 def sweep_point(name: str, atlas: Atlas) -> SweepPoint | None:
     """The model's point, or None if its atlas lacks beta, KL or reconstruction."""
     m, beta = atlas.metrics, beta_of(atlas)
-    if beta is None or not all(isinstance(m.get(k), (int, float)) for k in ("kl", "recon")):
+    if beta is None or m.kl is None or m.recon is None:
         return None
-    nll = m.get("nll") if isinstance(m.get("nll"), (int, float)) else None
-    return SweepPoint(name=name, beta=beta, kl=float(m["kl"]), recon=float(m["recon"]), nll=nll,
-                      iw_samples=m.get("iw_samples") if nll is not None else None,
+    return SweepPoint(name=name, beta=beta, kl=m.kl, recon=m.recon, nll=m.nll,
+                      iw_samples=m.iw_samples if m.nll is not None else None,
                       active_units=int(atlas.active.sum()), latent_dim=atlas.latent_dim,
                       mean_sigma=float(np.exp(0.5 * atlas.logvar).mean()))
 
@@ -62,9 +61,8 @@ def stage_starts(dyn: Dynamics) -> list[tuple[int, int]]:
     return [(int(dyn.stage[i]), int(dyn.epoch[i])) for i in change]
 
 
-def _stage_label(stages: Sequence[dict[str, Any]], stage: int) -> str:
-    s = stages[stage] if 0 <= stage < len(stages) and isinstance(stages[stage], dict) else {}
-    return str(s.get("objective") or f"stage {stage + 1}")
+def _stage_label(stages: Sequence[Stage], stage: int) -> str:
+    return stages[stage].objective if 0 <= stage < len(stages) else f"stage {stage + 1}"
 
 
 def fixed_projection(atlas: Atlas) -> tuple[np.ndarray, np.ndarray]:
@@ -78,10 +76,10 @@ def project(codes: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.n
     return ((codes - mean) @ components.T).astype(np.float32)
 
 
-def training_story(dyn: Dynamics, stages: Sequence[dict[str, Any]] = (), warmup_epochs: float | None = None) -> list[str]:
+def training_story(dyn: Dynamics, stages: Sequence[Stage] = (), warmup_epochs: float | None = None) -> list[str]:
     """Three or four sentences on what the curves show, with this model's numbers.
 
-    `stages` are Atlas.checkpoint["stages"]; `warmup_epochs` the first stage's KL warm-up if known.
+    `stages` are Atlas.checkpoint.stages; `warmup_epochs` the first stage's KL warm-up if known.
     """
     kl, recon, e = dyn.test_kl.astype(float), dyn.test_recon.astype(float), dyn.epoch
     last, sentences = len(e) - 1, []

@@ -123,6 +123,15 @@ def synthetic_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+@pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """Whatever a test (or the trainer's `threads` setting) does to torch's thread count is undone, so a
+    heavy test never inherits one thread from the test before it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def one_torch_thread():
     """One torch thread for tiny workloads (extra threads stall on a shared CPU); restored afterwards."""
@@ -132,11 +141,10 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture
-def tiny_mnist(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """A data root holding 256 train / 64 test synthetic images in torchvision's raw layout,
-    and the md5 map those files have (pass it as expected_md5)."""
-    raw = tmp_path / "data" / "MNIST" / "raw"
+def write_tiny_mnist(folder: Path) -> tuple[Path, dict[str, str]]:
+    """Writes 256 train / 64 test synthetic images in torchvision's raw layout under folder/data;
+    returns (data root, the md5 map those files have: pass it as expected_md5)."""
+    raw = folder / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     tr_x, tr_y = synthetic_digits(256, seed=1)
     te_x, te_y = synthetic_digits(64, seed=2)
@@ -145,16 +153,28 @@ def tiny_mnist(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     write_idx_images(raw / "t10k-images-idx3-ubyte", te_x)
     write_idx_labels(raw / "t10k-labels-idx1-ubyte", te_y)
     md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in raw.iterdir()}
-    return tmp_path / "data", md5
+    return folder / "data", md5
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A data root holding 256 train / 64 test synthetic images in torchvision's raw layout,
+    and the md5 map those files have (pass it as expected_md5)."""
+    return write_tiny_mnist(tmp_path)
+
+
+def tiny_tensor_set() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train_x [256, 784], train_y, test_x [64, 784], test_y) float in [0, 1]: the images of write_tiny_mnist."""
+    tr_x, tr_y = synthetic_digits(256, seed=1)
+    te_x, te_y = synthetic_digits(64, seed=2)
+    f = lambda a: torch.from_numpy(a.reshape(len(a), -1)).float() / 255.0  # noqa: E731
+    return f(tr_x), torch.from_numpy(tr_y).long(), f(te_x), torch.from_numpy(te_y).long()
 
 
 @pytest.fixture
 def tiny_tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(train_x [256, 784], train_y, test_x [64, 784], test_y) float in [0, 1]."""
-    tr_x, tr_y = synthetic_digits(256, seed=1)
-    te_x, te_y = synthetic_digits(64, seed=2)
-    f = lambda a: torch.from_numpy(a.reshape(len(a), -1)).float() / 255.0  # noqa: E731
-    return f(tr_x), torch.from_numpy(tr_y).long(), f(te_x), torch.from_numpy(te_y).long()
+    return tiny_tensor_set()
 
 
 TINY_MODELS = Path(__file__).resolve().parent / "assets" / "tiny_models"

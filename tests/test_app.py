@@ -196,7 +196,8 @@ def test_switching_to_a_model_with_a_smaller_atlas_drops_an_out_of_range_selecti
     assert not app.exception and "selected_index" not in app.session_state
 
 
-def test_a_model_that_fails_to_load_shows_one_message_and_is_not_rehashed_on_reruns(tmp_path, tiny_models_dir, monkeypatch):
+def test_a_model_that_fails_to_load_shows_one_message_and_is_not_rehashed_on_reruns(tmp_path, tiny_models_dir, monkeypatch,
+                                                                                     caplog):
     import shutil
 
     from explorer import bundle
@@ -212,7 +213,11 @@ def test_a_model_that_fails_to_load_shows_one_message_and_is_not_rehashed_on_rer
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception and len(at.error) == 1
-    assert "made for another version of default.pt" in at.error[0].value and "python -m training.export" in at.error[0].value
+    shown = at.error[0].value  # the visitor reads what is wrong, never a server path or a command
+    assert "belongs to another version of the model" in shown
+    assert str(tmp_path) not in shown and "python -m" not in shown and ".npz" not in shown
+    logged = " ".join(r.getMessage() for r in caplog.records)  # the server's log has the file and the fix
+    assert f"python -m training.export {ckpt}" in logged and "made for another version of default.pt" in logged
     at.run()
     at.run()
     assert not at.exception and len(at.error) == 1

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.server
 def test_app_runs_with_torch_blocked():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("VAE_EXPLORER_MODELS", None)  # the shipped models, as a fresh install would open

@@ -16,6 +16,7 @@ from common.atlas_format import FORMAT_VERSION, load_atlas, save_atlas
 from common.dynamics_format import FIELDS, Dynamics, read_dynamics
 from common.paths import REPO_ROOT, atlas_path_for, dynamics_path_for
 from explorer import bundle
+from tests.conftest import tiny_tensor_set, write_tiny_mnist
 from tests.test_atlas import rewrite
 
 Arrays = dict[str, np.ndarray]
@@ -41,14 +42,30 @@ def same(a: Dynamics, b: Dynamics) -> bool:
     return all(np.array_equal(getattr(a, name), getattr(b, name)) for name in FIELDS)
 
 
+@pytest.fixture(scope="module")
+def _exported_once(tmp_path_factory) -> tuple[Path, Path]:
+    """Trains and exports the tiny checkpoint once for the module: (run folder, data root). Its files
+    are never changed; `exported` hands each test a copy."""
+    torch = pytest.importorskip("torch")
+    folder = tmp_path_factory.mktemp("exported")
+    root, md5 = write_tiny_mnist(folder)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: extra threads only stall on a shared CPU
+    try:
+        ckpt = train_tiny(folder / "run", tiny_tensor_set()).best_path
+        assert export(ckpt, md5, root=root) == 0
+    finally:
+        torch.set_num_threads(before)
+    return ckpt.parent, root
+
+
 @pytest.fixture
-def exported(tmp_path, tiny_tensors, tiny_mnist, one_torch_thread) -> Path:
+def exported(_exported_once, tmp_path, tiny_mnist) -> Path:
     """A 3-epoch tiny checkpoint with its sidecar and an exported atlas (the synthetic test set of tiny_mnist
-    is tiny_tensors' test set); returns the checkpoint."""
-    ckpt = train_tiny(tmp_path / "run", tiny_tensors).best_path
-    root, md5 = tiny_mnist
-    assert export(ckpt, md5, root=root) == 0
-    return ckpt
+    is tiny_tensors' test set), copied into this test's tmp_path; returns the checkpoint."""
+    run, _ = _exported_once
+    copy = shutil.copytree(run, tmp_path / "run")
+    return copy / "m.pt"
 
 
 def test_export_puts_the_checkpoints_dynamics_into_the_atlas(exported, tiny_mnist, capsys):
@@ -68,6 +85,7 @@ def test_export_puts_the_checkpoints_dynamics_into_the_atlas(exported, tiny_mnis
     assert same(load_atlas(again).dynamics, atlas.dynamics)
 
 
+@pytest.mark.slow  # exports the tiny model's atlas again
 def test_export_keeps_an_old_atlas_record_when_the_sidecar_is_gone(exported, tiny_mnist, capsys):
     root, md5 = tiny_mnist
     recorded = load_atlas(atlas_path_for(exported)).dynamics
@@ -82,6 +100,7 @@ def test_export_keeps_an_old_atlas_record_when_the_sidecar_is_gone(exported, tin
     assert load_atlas(atlas_path_for(exported)).dynamics is None
 
 
+@pytest.mark.slow  # exports the tiny model's atlas again
 def test_another_runs_sidecar_is_left_out(tmp_path, exported, tiny_tensors, tiny_mnist, capsys):
     root, md5 = tiny_mnist
     other = train_tiny(tmp_path / "other", tiny_tensors, seed=5)
@@ -159,6 +178,7 @@ def test_broken_dynamics_are_refused_with_one_clear_message(exported, case):
     assert "\n" not in message
 
 
+@pytest.mark.slow  # exports the tiny model's atlas again
 def test_atlases_without_dynamics_still_load(tiny_models_dir, exported, tiny_mnist):
     tiny = bundle.load_explorer_model(tiny_models_dir / "default.pt")  # a version-1 file
     assert tiny.atlas.format_version == 1 and tiny.atlas.dynamics is None
@@ -200,7 +220,7 @@ def test_a_subset_atlas_keeps_the_followed_digits_and_evaluates_all(tmp_path, ti
     full = load_atlas(atlas_path_for(full_ckpt))
     assert full.size == 64 and full.test_index is None
     # same weights (atlas_subset does not change training), so the same whole-test-set figures
-    assert atlas.metrics["kl"] == pytest.approx(full.metrics["kl"], rel=1e-5)
+    assert atlas.metrics.kl == pytest.approx(full.metrics.kl, rel=1e-5)
     assert export(ckpt, md5, "--no-subset", root=root) == 0
     assert load_atlas(atlas_path_for(ckpt)).size == 64
 

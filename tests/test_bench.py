@@ -40,6 +40,7 @@ def test_run_bench_trains_both_loops_and_prints_the_report(tiny_tensors):
     assert float(lines[-1].split("=")[1]) == round(result.speedup, 2)
 
 
+@pytest.mark.slow
 def test_main_end_to_end_on_tiny_mnist_files(tiny_mnist, capsys):
     """`python -m training.bench` path: IDX files -> load_mnist + torchvision MNIST -> report."""
     root, md5 = tiny_mnist

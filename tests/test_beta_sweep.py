@@ -45,7 +45,7 @@ def test_each_member_is_what_the_recipe_trains(beta):
     got = {k: v for k, v in TrainConfig.from_dict(ckpt["train_config"]).to_dict().items() if k not in NOT_TRAINING}
     assert got == want and got["beta"] == float(beta)
     atlas = load_atlas(atlas_path_for(FOLDER / f"beta-{beta}.pt"))
-    assert atlas.metrics["n"] == 10000 and atlas.metrics["iw_samples"] == 200  # metrics over the whole test set
+    assert atlas.metrics.n == 10000 and atlas.metrics.iw_samples == 200  # metrics over the whole test set
     assert atlas.dynamics is not None and atlas.dynamics.num_epochs == 60 and atlas.test_index is not None
 
 

@@ -26,8 +26,11 @@ from common.atlas_format import load_atlas
 ROOT = Path(__file__).resolve().parent.parent
 UPLOAD = ROOT / "tests" / "assets" / "digit_clean.png"
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+pytestmark = pytest.mark.browser  # the browser tier: `pytest --all` or `pytest -m browser`
 
 CHROMIUM = chromium_path()
+if CHROMIUM is None and ON_CI:  # CI must not pass with the browser tier skipped
+    raise RuntimeError("CI without a browser: /usr/bin/chromium missing (.ci/run installs Debian's chromium)")
 if CHROMIUM is None:
     pytest.skip("no browser: /usr/bin/chromium missing and no `chromium` on PATH "
                 "(Debian: apt-get install chromium)", allow_module_level=True)

@@ -206,16 +206,6 @@ def test_upscale_and_grid():
     assert grid.shape == (3 * 56 + 2 * 2, 3 * 56 + 2 * 2)
 
 
-def test_locator_marks_the_position():
-    coords = np.array([[0.0, 0.0], [10.0, 10.0], [5.0, 2.0]], np.float32)
-    labels = np.array([0, 1, 2])
-    img = figures.locator_image(coords, labels, np.array([10.0, 10.0]), size=100, pad=8)
-    assert img.shape == (100, 100, 3)
-    assert tuple(img[8, 91 - 5]) == (214, 39, 40)  # red marker around the top-right corner (x=max, y=max)
-    other = figures.locator_image(coords, labels, np.array([0.0, 0.0]), size=100, pad=8)
-    assert not np.array_equal(img, other)
-
-
 # --- NumPy forward pass (the app runs without torch) ------------------------------------------
 
 @pytest.mark.parametrize("preset,activation", [("seed", "relu"), ("default", "relu"), ("default", "elu"),

@@ -122,7 +122,7 @@ def test_each_recipe_evaluates_its_atlas_like_the_shipped_one(name):
 
     last = parse_args(recipes.stage_argv(recipes.RECIPES[name][-1], threads=1, progress=False))
     assert last.atlas and last.force and last.resume
-    assert last.final_eval_samples() == load_atlas(atlas_path_for(REPO_ROOT / "models" / f"{name}.pt")).metrics["iw_samples"]
+    assert last.final_eval_samples() == load_atlas(atlas_path_for(REPO_ROOT / "models" / f"{name}.pt")).metrics.iw_samples
 
 
 @pytest.mark.parametrize("name", ["default", "seed"])

@@ -43,6 +43,7 @@ def test_shipped_config_sets_what_the_server_must_enforce():
     assert config["server"]["address"] == "localhost"  # a learner's laptop; containers pass 0.0.0.0
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["showErrorDetails"] == "none"
+    assert config["client"]["toolbarMode"] == "viewer"  # no Deploy / Rerun / Clear cache for a learner
     assert "headless" not in config["server"]  # `streamlit run` opens the learner's browser
 
 
@@ -61,12 +62,14 @@ def effective_config(*flags: str, home: Path) -> dict[str, str]:
     return values
 
 
+@pytest.mark.server
 def test_streamlit_reads_the_shipped_config_and_a_flag_overrides_it(tmp_path):
     shipped = effective_config(home=tmp_path)
     assert shipped["server.maxUploadSize"] == "20"
     assert shipped["browser.gatherUsageStats"] == "false"
     assert shipped["client.showErrorDetails"] == '"none"'  # a value this Streamlit accepts (else "full")
     assert shipped["server.address"] == '"localhost"'
+    assert shipped["client.toolbarMode"] == '"viewer"'  # a value this Streamlit accepts
     hosted = effective_config("--server.address", "0.0.0.0", home=tmp_path)  # how a container serves it
     assert hosted["server.address"] == '"0.0.0.0"'
     assert hosted["server.maxUploadSize"] == "20"  # the rest of the file still holds
@@ -153,11 +156,13 @@ def server(tiny_models_dir, tmp_path_factory):
     app.stop()
 
 
+@pytest.mark.server
 def test_the_live_server_sends_no_usage_statistics(server):
     with live_session(server.port, _xsrf_token(server.url)) as new_session:
         assert new_session.new_session.config.gather_usage_stats is False  # what the browser is told
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_an_oversized_upload_is_refused_by_the_server(server, chunked):
     token = _xsrf_token(server.url)

@@ -48,6 +48,10 @@ def kill_at(epoch: int, step_in_epoch: int, n_train: int, batch_size: int = 32):
     return hook
 
 
+# Every test here but the first trains tiny models for a few epochs: the slow tier.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread):
     yield

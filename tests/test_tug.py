@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from common.dynamics_format import Dynamics, validate_dynamics
+from common.records import Stage
 from explorer import bundle, tug, tug_figures
 
 
@@ -38,7 +39,7 @@ def record(test_kl, test_recon, final_kl_per_dim, stage=None, snapshots=(0, 1, 2
 def test_a_warm_up_story_says_kl_started_high_and_rose_again():
     kl = [60, 30, 20, 18, 19, 21]
     dyn = record(kl, [130, 110, 104, 101, 100, 99], [5, 5, 0.01, 5])
-    story = " ".join(tug.training_story(dyn, [{"objective": "ELBO"}], warmup_epochs=10))
+    story = " ".join(tug.training_story(dyn, [Stage("ELBO")], warmup_epochs=10))
     assert "fell from 130.0 nats after epoch 1 to 99.0" in story and "from 60.0 to 21.0 nats" in story
     assert "10-epoch warm-up" in story and "down to 18.0 nats at epoch 4" in story
     assert "rose again by 3.0 nats" in story
@@ -47,7 +48,7 @@ def test_a_warm_up_story_says_kl_started_high_and_rose_again():
 
 def test_a_later_stage_and_no_collapse_are_told():
     dyn = record([10, 12, 14, 15, 16], [110, 105, 102, 100, 99], [3, 3, 3, 3], stage=[0, 0, 0, 1, 1])
-    story = " ".join(tug.training_story(dyn, [{"objective": "ELBO"}, {"objective": "IWAE bound (k=5)"}]))
+    story = " ".join(tug.training_story(dyn, [Stage("ELBO"), Stage("IWAE bound (k=5)")]))
     assert "KL rose, not fell" in story
     assert "The IWAE bound (k=5) stage (epochs 4-5) moved KL by +2.0 and reconstruction by -3.0 nats" in story
     assert "No unit collapsed: all 4 stay active, carrying 3.00-3.0 nats" in story and "reconstruction won every unit" in story
@@ -76,7 +77,7 @@ def test_the_map_over_training_draws_every_frame_on_the_final_models_pca_axes(ti
 def test_a_sweep_point_reads_the_atlas(tiny_models_dir):
     atlas = bundle.load_explorer_model(tiny_models_dir / "default.pt").atlas
     p = tug.sweep_point("x", atlas)
-    assert p is not None and p.kl == pytest.approx(atlas.metrics["kl"]) and p.recon == pytest.approx(atlas.metrics["recon"])
+    assert p is not None and p.kl == pytest.approx(atlas.metrics.kl) and p.recon == pytest.approx(atlas.metrics.recon)
     assert p.active_units == int((atlas.mu_variance > 0.01).sum()) and p.beta == tug.beta_of(atlas)
     assert p.mean_sigma == pytest.approx(float(np.exp(0.5 * atlas.logvar).mean()))
     fig = tug_figures.rate_distortion_figure([p, tug.SweepPoint(**{**p.__dict__, "name": "y", "beta": 2.0})],

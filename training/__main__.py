@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from common.paths import atlas_path_for
+from common.records import Metrics
 from training.checkpoint import CheckpointError, read_checkpoint, resume_path
 from training.config import TrainConfig, parse_args
 from training.mnist_sources import MNIST_FILES
@@ -67,11 +68,11 @@ def preflight(cfg: TrainConfig) -> None:
 
 def _best_row(result: TrainResult) -> dict[str, Any]:
     """The history row of the epoch whose weights were kept."""
-    key = next((k for k in result.history[-1] if k.startswith("test_iwae_k")), "test_neg_elbo") if result.history else ""
+    key = "test_iwae" if result.history and "test_iwae" in result.history[-1] else "test_neg_elbo"
     return min(result.history, key=lambda r: r[key]) if result.history else {}
 
 
-def summary_lines(cfg: TrainConfig, result: TrainResult, seconds: float, atlas_metrics: Mapping[str, Any] | None,
+def summary_lines(cfg: TrainConfig, result: TrainResult, seconds: float, atlas_metrics: Metrics | None,
                   atlas_file: Path | None) -> list[str]:
     """Every figure the run computed, one per line, for the final summary."""
     row = _best_row(result)
@@ -80,14 +81,14 @@ def summary_lines(cfg: TrainConfig, result: TrainResult, seconds: float, atlas_m
     if row:
         lines.append(f"test -ELBO    {row['test_neg_elbo']:.2f} nats = reconstruction {row['test_recon']:.2f} + KL {row['test_kl']:.2f}")
         if cfg.iw_samples > 1:
-            lines.append(f"test IWAE     {row[f'test_iwae_k{cfg.iw_samples}']:.2f} nats (k={cfg.iw_samples}, the trained bound)")
+            lines.append(f"test IWAE     {row['test_iwae']:.2f} nats (k={cfg.iw_samples}, the trained bound)")
     if atlas_metrics:
-        if "nll" in atlas_metrics:
-            lines.append(f"test NLL      {atlas_metrics['nll']:.2f} nats (importance-weighted, k={atlas_metrics['iw_samples']})")
-        if "active_units" in atlas_metrics:
-            lines.append(f"active units  {atlas_metrics['active_units']} / {len(atlas_metrics.get('kl_per_dim', []))}")
-        if "tsne_seconds" in atlas_metrics:
-            lines.append(f"t-SNE         {atlas_metrics['tsne_seconds']:.0f} s")
+        if atlas_metrics.nll is not None:
+            lines.append(f"test NLL      {atlas_metrics.nll:.2f} nats (importance-weighted, k={atlas_metrics.iw_samples})")
+        if atlas_metrics.active_units is not None:
+            lines.append(f"active units  {atlas_metrics.active_units} / {len(atlas_metrics.kl_per_dim)}")
+        if atlas_metrics.tsne_seconds is not None:
+            lines.append(f"t-SNE         {atlas_metrics.tsne_seconds:.0f} s")
     if result.dynamics_path is not None:
         lines.append(f"dynamics      {result.dynamics_path}")
     if atlas_file is not None:

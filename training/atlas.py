@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ import torch
 
 from common.atlas_format import Atlas, AtlasError, Dynamics, read_atlas_file, save_atlas
 from common.fileio import file_sha256
+from common.records import CheckpointSummary, Metrics, Stage
 from common.paths import atlas_path_for
-from training.checkpoint import model_from_checkpoint, read_checkpoint, stages_of
+from training.checkpoint import model_from_checkpoint, read_checkpoint, selection_score_of, stages_of
 from training.dynamics import followed_digits, read_checkpoint_dynamics
 from training.evaluate import evaluate
 from training.model import VAE
@@ -54,17 +56,17 @@ def pca_2d(mu: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def checkpoint_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """What the app shows about a checkpoint, as plain JSON-able values."""
+def checkpoint_summary(ckpt: dict[str, Any]) -> CheckpointSummary:
+    """What the app shows about a checkpoint (read by common.records)."""
     stages = stages_of(ckpt)  # the training stages behind these weights, oldest first
-    return {
-        "model_config": dict(ckpt["model_config"]),
-        "train_config": dict(ckpt.get("train_config") or {}),
-        "best_epoch": stages[-1]["best_epoch"],
-        "epochs_trained": stages[-1]["epochs"],
-        "best_test_neg_elbo": ckpt.get("best_test_neg_elbo"),
-        "stages": stages,
-    }
+    return CheckpointSummary(
+        model_config=dict(ckpt["model_config"]),
+        train_config=dict(ckpt.get("train_config") or {}),
+        best_epoch=stages[-1]["best_epoch"],
+        epochs_trained=stages[-1]["epochs"],
+        best_selection_score=selection_score_of(ckpt),
+        stages=tuple(Stage.from_dict(s) for s in stages),
+    )
 
 
 def reusable_parts(path: str | Path, checkpoint_sha256: str) -> dict[str, Any]:
@@ -92,7 +94,7 @@ def reusable_parts(path: str | Path, checkpoint_sha256: str) -> dict[str, Any]:
 
 def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoint_sha256: str,
                 iw_samples: int = 1000, progress: bool = True,
-                checkpoint_info: dict[str, Any] | None = None, reuse: dict[str, Any] | None = None,
+                checkpoint_info: CheckpointSummary | None = None, reuse: dict[str, Any] | None = None,
                 dynamics: Dynamics | None = None, keep: np.ndarray | None = None) -> Atlas:
     """The Atlas of `model` over images [N, 784] in [0, 1] with labels [N], carrying `dynamics`.
 
@@ -113,7 +115,7 @@ def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoi
         say("atlas: reusing the evaluation of the existing atlas (same checkpoint)")
     else:
         say(f"atlas: evaluating on {len(all_images)} test digits (IWAE k={iw_samples})")
-        metrics = evaluate(model, all_images, iw_samples=iw_samples, progress=progress)
+        metrics = Metrics.from_dict(evaluate(model, all_images, iw_samples=iw_samples, progress=progress))
     if "tsne" in reuse and len(reuse["tsne"]) == len(mu):
         tsne = reuse["tsne"]
         say("atlas: reusing the t-SNE of the existing atlas (same checkpoint)")
@@ -121,19 +123,19 @@ def build_atlas(model: VAE, images: torch.Tensor, labels: torch.Tensor, checkpoi
         t0 = time.perf_counter()
         say("atlas: t-SNE of the posterior means (runs once, here, so the app never has to)")
         tsne = tsne_2d(mu, progress=progress)
-        metrics = {**metrics, "tsne_seconds": time.perf_counter() - t0}
-        say(f"atlas: t-SNE took {metrics['tsne_seconds']:.0f} s")
+        metrics = replace(metrics, tsne_seconds=time.perf_counter() - t0)
+        say(f"atlas: t-SNE took {metrics.tsne_seconds:.0f} s")
     return Atlas(
         mu=mu, logvar=logvar,
         labels=labels.numpy().astype(np.uint8),
         images=np.clip(np.rint(images.numpy() * 255.0), 0, 255).astype(np.uint8),
         **pca_2d(mu),
         tsne=np.asarray(tsne, dtype=np.float32),
-        kl_per_dim=np.asarray(metrics["kl_per_dim"], dtype=np.float32),
-        mu_variance=np.asarray(metrics["mu_variance"], dtype=np.float32),
+        kl_per_dim=np.asarray(metrics.kl_per_dim, dtype=np.float32),
+        mu_variance=np.asarray(metrics.mu_variance, dtype=np.float32),
         checkpoint_sha256=checkpoint_sha256,
         metrics=metrics,
-        checkpoint=checkpoint_info or {"model_config": model.config.to_dict()},
+        checkpoint=checkpoint_info or CheckpointSummary(model_config=model.config.to_dict()),
         weights={k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()},
         dynamics=dynamics,
         test_index=None if keep is None else np.asarray(keep, dtype=np.int32),

@@ -3,14 +3,16 @@
 A checkpoint is a dict of plain types and tensors:
   format_version, kind ("best" or "resume"), model_config, train_config, epoch, model_state,
   optimizer_state (resume files only: a best file has nothing to resume from and stays small),
-  history (list of per-epoch metric dicts), best_test_neg_elbo (the best test objective: -ELBO, recon + beta KL
-  when beta != 1, or the -IWAE bound), data_md5, metrics (evaluation, may be {}),
+  history (list of per-epoch metric dicts; test_iwae is the trained bound of an IWAE stage), best_selection_score (the kept epoch's test objective: -ELBO,
+  recon + beta KL when beta != 1, or the -IWAE bound; files written before it was named for what it holds
+  call it best_test_neg_elbo: read it with `selection_score_of`), data_md5, metrics (evaluation, may be {}),
   ancestors (fine-tuned models only: one `stage_summary` per earlier training stage, oldest first).
 """
 
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a torch file but not a VAE checkpoint of this project (missing {REQUIRED_KEYS})")
     if ckpt["format_version"] != FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {ckpt['format_version']}, this code reads {FORMAT_VERSION}")
+    for row in ckpt.get("history") or []:  # older files name the trained IWAE bound by its k: test_iwae_k5
+        for key in [k for k in row if isinstance(k, str) and re.fullmatch(r"test_iwae_k\d+", k)]:
+            row["test_iwae"] = row.pop(key)
     return ckpt
+
+
+def selection_score_of(ckpt: dict[str, Any]) -> float | None:
+    """The kept epoch's selection score (see the module docstring), from either name it was saved under."""
+    value = ckpt.get("best_selection_score", ckpt.get("best_test_neg_elbo"))
+    return None if value is None else float(value)
 
 
 def stage_summary(ckpt: dict[str, Any]) -> dict[str, Any]:

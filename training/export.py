@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None = None, *, expected_md5: Mapping[str, str] =
     except OSError as e:
         print(f"error: could not write the atlas ({e.strerror or e}); the old one, if any, is intact", file=sys.stderr)
         return 1
-    nll = f", test NLL {atlas.metrics['nll']:.2f} (k={atlas.metrics['iw_samples']})" if "nll" in atlas.metrics else ""
+    m = atlas.metrics
+    nll = f", test NLL {m.nll:.2f} (k={m.iw_samples})" if m.nll is not None else ""
     print(f"latent atlas -> {atlas_path_for(args.checkpoint)}{nll}")
     return 0
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from common.dynamics_format import save_dynamics
 from common.paths import dynamics_path_for
-from training.checkpoint import model_from_checkpoint, read_checkpoint, resume_path, save_checkpoint, stages_of
+from training.checkpoint import model_from_checkpoint, read_checkpoint, resume_path, save_checkpoint, selection_score_of, stages_of
 from training.config import TrainConfig
 from training.dynamics import start_recording
 from training.evaluate import binarize_fixed, elbo_metrics, iwae_metric
@@ -39,7 +39,7 @@ class TrainingDiverged(RuntimeError):
 class TrainResult:
     best_path: Path
     last_path: Path
-    best_test_neg_elbo: float
+    best_selection_score: float  # the kept epoch's test objective (see training.checkpoint)
     epochs_run: int
     history: list[dict[str, Any]] = field(default_factory=list)
     dynamics_path: Path | None = None  # the sidecar written, if the dynamics were recorded
@@ -149,7 +149,7 @@ def _payload(model: VAE, cfg: TrainConfig, epoch: int, history: list, best: floa
         "epoch": epoch,
         "model_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "history": [dict(h) for h in history],
-        "best_test_neg_elbo": best,
+        "best_selection_score": best,
         "data_md5": dict(data_md5),
         "metrics": {},
         "ancestors": [dict(a) for a in ancestors],
@@ -222,7 +222,7 @@ def train(
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
         history = [dict(h) for h in state["history"]]
-        best = float(state["best_test_neg_elbo"])
+        best = selection_score_of(state)
         start_epoch = int(state["epoch"]) + 1
         log(f"resuming from {last_path} after epoch {start_epoch - 1} (best test -ELBO so far {best:.2f})")
     elif cfg.resume:
@@ -245,7 +245,8 @@ def train(
                "test_kl": test["kl"], "lr": optimizer.param_groups[0]["lr"]}
         score = selection_score(test, cfg)
         if cfg.iw_samples > 1:
-            score = row[f"test_iwae_k{cfg.iw_samples}"] = iwae_metric(model, x_test, cfg.iw_samples, progress=False)
+            # the trained bound's k is the stage's train_config.iw_samples (one name for every k)
+            score = row["test_iwae"] = iwae_metric(model, x_test, cfg.iw_samples, progress=False)
         if recorder is not None:
             recorder.record_epoch(model, epoch, row)
         row["seconds"] = time.perf_counter() - t0
