@@ -3,8 +3,8 @@ off the data, the verdict and t-SNE placement computed in the browser against Py
 under real touch input, every member of a family decoded live during a drag, and the posterior band
 on the sliders. Fixtures and helpers are tests/test_browser.py's (one server per module, as there).
 
-`STUDIO_SCREENSHOTS=docs pytest tests/test_browser_studio.py -m browser -k family` also writes the
-studio's screenshots for docs/studio.md (desktop 1440x900 and phone 390x844, shipped models).
+`STUDIO_SCREENSHOTS=docs pytest tests/test_browser_studio.py -m browser` also writes the studio's
+screenshots for docs/studio.md (desktop 1440x900 and phone 390x844, on the shipped models).
 """
 
 from __future__ import annotations
@@ -204,15 +204,19 @@ def test_every_member_of_a_family_decodes_the_code_live_during_a_drag(browser, s
 
 def _docs_screenshots(browser, url: str, folder: Path) -> None:  # noqa: ANN001
     """The studio at 1440x900 and at 390x844 with touch, on the shipped default with z0..z3 at +4
-    (the state of docs/studio_*_before.png), and the beta family at 1440x900."""
+    (the state of docs/studio_*_before.png); the beta family; test digit #4 with its band, on PCA."""
     for name, query, options in (("studio_desktop", "/?z=4,4,4,4,0,0,0,0", DESKTOP),
                                  ("studio_phone", "/?z=4,4,4,4,0,0,0,0", {**PHONE, "device_scale_factor": 2}),
-                                 ("studio_family", "/?model=beta%2Fbeta-8&z=0,1.5,0,0,0,0,0,0", DESKTOP)):
+                                 ("studio_family", "/?model=beta%2Fbeta-8&z=0,1.5,0,0,0,0,0,0", DESKTOP),
+                                 ("studio_band", "/?digit=4&map=pca", DESKTOP)):  # a test digit's posterior on the sliders
         ctx, pg = _fresh(browser, url + query, **options)
         try:
             pg.wait_for_function("() => !!document.querySelector(\"[data-testid='stPlotlyChart'] .main-svg\")", timeout=RENDER_TIMEOUT)
             wait_idle(pg)
             pg.screenshot(path=str(folder / f"{name}.png"))
+            if name == "studio_phone":  # and scrolled to the last slider: the head stays on top
+                pg.locator("input[type='range'][data-dim]").last.scroll_into_view_if_needed()
+                pg.screenshot(path=str(folder / "studio_phone_scrolled.png"))
         finally:
             ctx.close()
 
