@@ -131,22 +131,29 @@ def _on_release(dim: int) -> None:
     state.take_release(st.session_state, release, dim)  # a malformed value changes nothing
 
 
+def payloads_ui(m: bundle.ExplorerModel) -> None:
+    """Mount the model's payload and each other family member's decoder payload (invisible).
+
+    Call it outside the studio's fragment: a slider release reruns only the fragment, which then
+    does not rebuild and hash these MBs again (same key and bytes on every full run: Streamlit's
+    message cache sends each once per browser)."""
+    comp, _ = _components()
+    with st.container(gap=None):  # invisible mounts: no gaps between them
+        comp(key=PAYLOAD_KEY, data=payload(m, m.sha256))
+        for member in family(m):
+            if member is not m:  # the open model's decoder is in its own payload
+                comp(key=MEMBER_KEY.format(member.name), data=member_payload(member, member.sha256))
+
+
 def studio_ui(m: bundle.ExplorerModel, projection: str) -> None:
-    """Mount the model payload (invisible) and the studio at the current code's revision.
+    """Mount the studio at the current code's revision (payloads_ui mounts what it decodes with).
 
     The view holds the code of the revision (CodeState.shown), not each released code: a release
     then leaves the studio's element unchanged, so Streamlit does not resend it (with its script)."""
     comp, _ = _components()
     cs = state.current(st.session_state, m.latent_dim)
-    members = family(m)
-    # Same key and same bytes on every rerun: Streamlit's message cache sends each payload once.
-    with st.container(gap=None):  # invisible mounts: no gaps between them
-        comp(key=PAYLOAD_KEY, data=payload(m, m.sha256))
-        for member in members:
-            if member is not m:  # the open model's decoder is in its own payload
-                comp(key=MEMBER_KEY.format(member.name), data=member_payload(member, member.sha256))
     view = studio.view_data(m, np.array(cs.shown()), cs.rev, projection,
-                            family=[studio.family_entry(x, m) for x in members], band=band(m, cs))
+                            family=[studio.family_entry(x, m) for x in family(m)], band=band(m, cs))
     comp(key=STUDIO_KEY, data=view, on_release_change=functools.partial(_on_release, m.latent_dim))
 
 
