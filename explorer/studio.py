@@ -1,12 +1,16 @@
 """What the live studio (the in-browser decoder, app/frontend/studio.js) is given, and its Python mirror.
 
-The studio gets two things:
+The studio gets three things:
 
-* the **model payload**: one binary blob per model with the decoder's weights and the atlas arrays
-  the browser needs (codes, map coordinates, labels). It never changes for a model, so Streamlit's
-  message cache sends it to a browser once and only a reference on later reruns;
-* the **view**: a small dict (the code, its revision, the projection, slider labels) resent on
-  every rerun that changes it.
+* the **model payload**: one binary blob per model with the decoder's weights, the atlas arrays
+  the browser needs (codes, map coordinates, labels, MNIST test indices) and the verdict's
+  thresholds. It never changes for a model, so Streamlit's message cache sends it to a browser
+  once and only a reference on later reruns;
+* for a model of a family folder (models/beta/, models/ladder/), one **member payload** per other
+  member (`decoder_payload`: the same layout, the decoder's layers only), sent once each: the studio
+  decodes the current code with every member too;
+* the **view**: a small dict (the code, its revision, the projection, slider labels, the family's
+  names, the posterior band) resent on every rerun that changes it.
 
 Payload layout (all little-endian)::
 
@@ -15,10 +19,6 @@ Payload layout (all little-endian)::
 The header names every array as {"offset": bytes from the start of the blobs, "shape": [...],
 "dtype": "float32" | "int32" | "uint8"}; 4-byte arrays start on 4-byte boundaries so the browser can view
 them without copying. `read_payload` is the reference reader (tests check the browser against it).
-
-A member payload (`decoder_payload`) has the same layout with only the decoder's layers: the
-studio of a model in a family folder (models/beta/, models/ladder/) gets one per other member and
-decodes the current code with each of them too.
 
 Plausibility: how far a code is from the nearest encoded test digit (posterior mean), compared with
 how far test digits are from their own nearest neighbour. Far beyond that spacing is a hole of the
@@ -47,7 +47,7 @@ PAYLOAD_MAGIC = b"VAES"
 PAYLOAD_VERSION = 2  # 2: thresholds in the header; decoder-only member payloads
 STRIP_VALUES = (-3.0, -1.5, 0.0, 1.5, 3.0)  # each dimension's strip decodes these values of it
 TSNE_NEIGHBOURS = 10  # as explorer.projection.knn_place
-VERDICTS = ("typical", "sparse", "hole")
+_DTYPES = {"float32": "<f4", "int32": "<i4", "uint8": "u1"}  # payload dtype names -> NumPy's
 # A family is shown in this order when its members are these (the ladder from autoencoder to VAE);
 # any other family (the beta sweep) in natural order of its names.
 LADDER_ORDER = ("ae", "ae-noise", "ae-noise-kl", "vae")
@@ -67,7 +67,7 @@ class Plausibility:
     """Where a code stands against the encoded test set."""
 
     distance: float  # to the nearest test code
-    nearest: int  # its test-set index
+    nearest: int  # its atlas row (atlas.test_index names its MNIST test index)
     verdict: str  # "typical", "sparse" or "hole"
 
 
@@ -251,9 +251,6 @@ def _payload(model: ExplorerModel, spacing: NeighbourSpacing | None) -> bytes:
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 4)
     return PAYLOAD_MAGIC + struct.pack("<II", PAYLOAD_VERSION, len(text)) + text + bytes(blobs)
-
-
-_DTYPES = {"float32": "<f4", "int32": "<i4", "uint8": "u1"}
 
 
 def read_payload(payload: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

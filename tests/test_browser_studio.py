@@ -18,8 +18,8 @@ import pytest
 
 from tests.test_browser import (  # noqa: F401 - fixtures are used by name
     CANVAS_GREY_JS, CANVAS_SUM_JS, DIGIT, RENDER_TIMEOUT, SHIPPED, STEP_TIMEOUT, assert_healthy, browser,
-    canvas_sum, click_map_point, code_line, context, drag, expect, image_with_caption, models_dir, open_page,
-    page, server, shipped_server, shots, slider, studio_values, upload_digit, wait_idle, wait_rendered,
+    canvas_sum, code_line, context, drag, expect, image_with_caption, models_dir, open_page,
+    page, server, shipped_server, shots, slider, studio_values, upload_digit, wait_idle, wait_map_still, wait_rendered,
 )
 
 pytestmark = pytest.mark.browser
@@ -223,6 +223,20 @@ def _docs_screenshots(browser, url: str, folder: Path) -> None:  # noqa: ANN001
 
 # --- the posterior band ------------------------------------------------------------------------
 
+def _click_map_digit(page) -> int:
+    """Click one test digit on the map (as test_browser.click_map_point), waiting for plotly's hover
+    label under the mouse first: on a busy machine a click before plotly has found the point under
+    the mouse selects nothing. Returns the clicked digit's test-set index."""
+    page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
+    point = wait_map_still(page)
+    page.mouse.move(point["x"] - 3, point["y"])
+    page.mouse.move(point["x"], point["y"])
+    page.wait_for_selector("[data-testid='stPlotlyChart'] .hoverlayer .hovertext", state="attached", timeout=STEP_TIMEOUT)
+    page.mouse.click(point["x"], point["y"])
+    expect(image_with_caption(page, "its reconstruction")).to_have_count(1, timeout=STEP_TIMEOUT)
+    return int(point["index"])
+
+
 def _bands(page) -> list[dict]:
     return page.locator(BANDS).evaluate_all(
         "es => es.map(e => ({dim: Number(e.dataset.dim), hidden: e.hidden, mu: Number(e.dataset.mu), sigma: Number(e.dataset.sigma),"
@@ -233,7 +247,7 @@ def test_the_posterior_band_of_a_clicked_or_uploaded_digit_lies_on_the_sliders(p
     from common.atlas_format import load_atlas
 
     assert all(b["hidden"] for b in _bands(page))  # the start code is no digit's
-    index = click_map_point(page)
+    index = _click_map_digit(page)
     atlas = load_atlas(models_dir / "default.atlas.npz")
     mu, sigma = atlas.mu[index], np.exp(0.5 * atlas.logvar[index])
     page.wait_for_function("() => [...document.querySelectorAll('*')].some(e => e.shadowRoot?.querySelector('div.band:not([hidden])'))",
