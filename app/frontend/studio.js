@@ -414,14 +414,16 @@ class Studio {
     if (this.members.some((m) => m.id === id) && this.code) this.drawFamily();
   }
 
-  drawFamily() {
+  // `own`: the open model's decode of this code, if already made (its member canvas reuses it).
+  drawFamily(own = null) {
     if (this.members.length === 0) return;
     const s = REGISTRY.stats, t0 = performance.now();
     let drawn = 0;
     for (const m of this.members) {
       const dec = REGISTRY.decoders.get(m.id);
       if (!dec) continue; // its payload has not arrived yet: onDecoder draws it then
-      putGrey(m.ctx, decodePixels(dec.layers, dec.activation, this.code, 1), 0, 0);
+      const px = own && m.id === this.model.id ? own : decodePixels(dec.layers, dec.activation, this.code, 1);
+      putGrey(m.ctx, px, 0, 0);
       m.canvas.dataset.frames = String(Number(m.canvas.dataset.frames || 0) + 1);
       drawn++;
     }
@@ -485,7 +487,7 @@ class Studio {
     if (s.decodeMs.length < MAX_TIMINGS) s.decodeMs.push(ms);
     if (s.firstFrame === null) s.firstFrame = performance.now();
     this.canvas.dataset.frames = String(s.decodes);
-    this.drawFamily();
+    this.drawFamily(px);
     this.locate(redrawMap);
     this.requestStrips();
   }
