@@ -9,17 +9,21 @@ is the page (st.navigation calls it); importing this module runs nothing.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import streamlit as st
 
 from app import keep_panel, models, studio
 from app.links import apply_link_model, apply_link_view, sync_url
+from app.text import visitor_text
 from explorer import bundle, codes, figures, projection, state, tug
 from explorer.analysis import DigitAnalysis
-from explorer.preprocess import UnusableImageError
+from explorer.preprocess import UPLOAD_LIMIT_MB as _LIMIT_MB, UnusableImageError
 
+_log = logging.getLogger(__name__)
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp"]
-UPLOAD_LIMIT_MB = 20  # also enforced by the server (.streamlit/config.toml server.maxUploadSize)
+UPLOAD_LIMIT_MB = _LIMIT_MB  # decimal MB; the server: .streamlit/config.toml server.maxUploadSize
 NOISE_SAMPLES = 15
 NEAREST_SHOWN = 8
 UPLOAD_SOURCE = "your upload"
@@ -152,7 +156,7 @@ def draw_ui(m: bundle.ExplorerModel) -> DigitAnalysis | None:
                    "studio and its place to the map.")
         return None
     if drawing.analysis is None:
-        st.warning(f"Cannot use the drawing: {drawing.error}")
+        st.warning(f"Cannot use the drawing: {visitor_text(drawing.error)}")
         return None
     analysis_ui(m, drawing.analysis, "your drawing", "drawing")
     return drawing.analysis
@@ -167,10 +171,10 @@ def upload_ui(m: bundle.ExplorerModel) -> DigitAnalysis | None:
     try:
         result = models.analyse_upload(m, m.sha256, f.getvalue())
     except UnusableImageError as e:
-        st.error(f"Cannot use **{f.name}**: {e}")
+        st.error(f"Cannot use **{visitor_text(f.name, 80)}**: {visitor_text(e)}")
         return None
     except Exception as e:  # noqa: BLE001 - a bad upload must never put a traceback in the UI
-        st.error(f"Cannot use **{f.name}**: the image could not be processed ({type(e).__name__}). Try a PNG or JPEG of one digit.")
+        st.error(f"Cannot use **{visitor_text(f.name, 80)}**: the image could not be processed ({type(e).__name__}). Try a PNG or JPEG of one digit.")
         return None
     left, _ = st.columns([1.6, 1])
     with left:
@@ -214,7 +218,8 @@ def render() -> None:
     st.html("<style>[data-testid='stImage'] img {image-rendering: pixelated;}</style>")
     paths = bundle.list_checkpoints(bundle.models_dir())
     if not paths:
-        st.error(f"No checkpoint in {bundle.models_dir()}. Train one with `python -m training`.")
+        _log.error("no checkpoint in %s", bundle.models_dir())  # the path for the log, not the page
+        st.error("No model in the models folder. Train one with `python -m training`.")
         return
     folder = bundle.models_dir()
     ids = [bundle.checkpoint_name(p, folder) for p in paths]
@@ -225,7 +230,7 @@ def render() -> None:
     path = paths[names.index(choice)]
     m = models.load_model_or_error(str(path), models.file_version(path))
     if isinstance(m, bundle.ModelLoadFailure):
-        st.error(f"This model cannot be used: {m.problem}.")
+        st.error(f"The model {m.name} cannot be used: {m.problem}.")
         return
     sidebar_ui(m)
     if st.session_state.get(state.SELECTED_KEY, 0) >= m.atlas.size:
@@ -249,7 +254,7 @@ def render() -> None:
     st.caption(f"Drag a slider: the decoder runs in your browser and the digit morphs as you move through the "
                f"{m.latent_dim}-d latent space. Click the map to jump to a test digit; draw or upload your own.")
     for notice in notices:
-        st.warning(notice, icon="🔗")
+        st.warning(visitor_text(notice), icon="🔗")  # notices quote the link's values
     st.session_state[keep_panel.FULL_RUN_KEY] = True
     studio.payloads_ui(m)  # outside the fragment: a release does not rebuild the payloads
     code_ui(m, st.session_state.get("projection") or "t-SNE")

@@ -18,6 +18,7 @@ import streamlit as st
 
 from app import studio
 from app.links import queue_view
+from app.text import visitor_text
 from explorer import bundle, codes, exports, figures, grids, interpolate, links, state
 from explorer import studio as studio_view
 from explorer.analysis import DigitAnalysis
@@ -185,7 +186,7 @@ def code_file_ui(m: bundle.ExplorerModel) -> None:
         st.text_area("… or paste one", key="code_paste", height=120)
         st.button("Load this code", key="btn_load_code", on_click=_take_code_file)
         if err := st.session_state.get(CODE_ERROR_KEY):
-            st.error(f"Cannot load the code: {err}")
+            st.error(f"Cannot load the code: {visitor_text(err)}")  # quotes the file's fields
 
 
 @st.fragment

@@ -43,6 +43,9 @@ def load_model_or_error(path: str, version: tuple[int, int]) -> bundle.ExplorerM
     except bundle.ModelUnavailableError as e:
         _log.warning("model %s cannot be used: %s", path, e)
         return bundle.ModelLoadFailure(bundle.checkpoint_name(path), e.problem)
+    except Exception:  # noqa: BLE001 - a model file must never put a traceback (with paths) in the page
+        _log.exception("model %s cannot be loaded", path)
+        return bundle.ModelLoadFailure(bundle.checkpoint_name(path), "it could not be loaded (the server's log says why)")
 
 
 @st.cache_resource(max_entries=16)

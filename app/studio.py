@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +38,8 @@ READY_KEY = "studio_ready"  # True once the browser's studio has drawn its first
 DRAWING_KEY = "drawing"  # the last drawing's Drawing, or absent
 DRAWING_SOURCE = "your drawing"
 PAD_SIZE, PAD_STROKE = 280, 22  # canvas pixels; a digit drawn across most of it has MNIST-like strokes
-MAX_DRAWING_BYTES = 2_000_000  # a 280x280 PNG is far smaller; anything bigger is not our pad's
+MAX_DRAWING_BYTES = 1_000_000  # a 280x280 PNG is far smaller; as a data URL it fits server.maxWidgetStateSize
+MAX_DRAWING_SIDE = 2 * PAD_SIZE  # the pad's canvas is PAD_SIZE square; room for a future high-DPI canvas
 
 
 @dataclass(frozen=True)
@@ -177,9 +179,17 @@ def drawing_png(data_url: Any) -> bytes:
     if len(data_url) > MAX_DRAWING_BYTES * 4 // 3 + len(prefix):
         raise ValueError("the drawing is too large")
     try:
-        return base64.b64decode(data_url[len(prefix):], validate=True)
+        png = base64.b64decode(data_url[len(prefix):], validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("the drawing is not valid base64") from None
+    # The pad sends its own canvas (PAD_SIZE square); a bigger picture is not a stroke, whatever its
+    # cost to decode: refused from the PNG header (IHDR width, height), before any pixel is decoded.
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR" or len(png) < 24:
+        raise ValueError("the pad did not send a PNG")
+    width, height = struct.unpack(">II", png[16:24])
+    if max(width, height) > MAX_DRAWING_SIDE:
+        raise ValueError(f"the drawing is {width}x{height} pixels, larger than the pad")
+    return png
 
 
 def take_drawing(m: bundle.ExplorerModel, data_url: Any) -> Drawing:

@@ -5,6 +5,7 @@ figures from explorer.tug_figures, the models from the cached loader the explore
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlencode
 
 import numpy as np
@@ -16,6 +17,7 @@ from explorer import bundle, figures, links, state, tug, tug_figures
 from explorer.codes import decode_pixels
 from explorer.grids import tile
 
+_log = logging.getLogger(__name__)
 SWEEP_FAMILY = "beta/"  # checkpoint_name prefix of the sweep (training.recipes.BETA_FOLDER)
 MODEL_KEY, BETA_KEY, CHART_KEY = "tug_model", "tug_beta", "tug_rd_chart"
 EXPLORER_URL = "./"  # the explorer is the default page: the app's root (app.main)
@@ -168,7 +170,8 @@ def render() -> None:
         if isinstance(problem, bundle.ModelLoadFailure):
             st.warning(f"{name} is left out: {problem.problem}")
     if not loaded:
-        st.error(f"No usable checkpoint in {bundle.models_dir()}.")
+        _log.error("no usable checkpoint in %s", bundle.models_dir())  # the path for the log, not the page
+        st.error("No usable model in the models folder.")
         return
     learning_ui(loaded)
     st.divider()

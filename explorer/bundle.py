@@ -165,7 +165,10 @@ def load_explorer_model(path: str | Path) -> ExplorerModel:
     except OSError as e:
         raise ModelUnavailableError("its latent atlas cannot be read",
                                     f"{atlas_file.name} cannot be read ({e.strerror or e})") from e
-    sha = file_sha256(path)
+    try:
+        sha = file_sha256(path)
+    except OSError as e:  # unreadable checkpoint (permissions, a disk error): a message, not a traceback
+        raise ModelUnavailableError("its checkpoint file cannot be read", f"{path} cannot be read ({e.strerror or e})") from e
     if atlas.checkpoint_sha256 != sha:
         raise ModelUnavailableError("its latent atlas belongs to another version of the model",
                                     f"{atlas_file.name} was made for another version of {path.name}; {rebuild}")

@@ -13,16 +13,23 @@ of mass sits at the centre. `prepare_digit` reproduces that from a photo or a dr
 
 Every failure is an `UnusableImageError` (a `ValueError`) whose message tells a person what is
 wrong and what to upload instead; no Pillow/NumPy exception escapes.
+
+Memory is bounded whatever the file (issue 20; docs/security.md): the decode's cost is estimated
+from the header and refused above MAX_DECODE_BYTES, the grey conversion runs in strips reduced as
+they go (no full-size copy beside the decoded frame), and large decodes take turns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
+import threading
+from typing import Iterator
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 # why no module-level `from scipy import ndimage`: it costs ~0.3 s, and the app imports this
 # module at start-up; the functions that need it import it on first use instead.
@@ -32,6 +39,9 @@ __all__ = [
     "prepare_digit",
     "ACCEPTED_FORMATS",
     "MAX_FILE_BYTES",
+    "UPLOAD_LIMIT_MB",
+    "MAX_DECODE_BYTES",
+    "decode_bytes",
     "MAX_PIXELS",
     "MIN_SIDE",
     "MAX_ASPECT",
@@ -51,13 +61,36 @@ ACCEPTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP")
 # The decoders Pillow is allowed to try (MPO has no opener of its own: the JPEG one returns it).
 _OPEN_FORMATS = ["PNG", "JPEG", "GIF", "WEBP", "BMP"]
 _FORMATS_FOR_PEOPLE = "PNG, JPEG, GIF, WebP or BMP"
-#: Larger uploads are refused before decoding (a phone photo is 2-8 MB).
-MAX_FILE_BYTES = 20 * 1024 * 1024
+#: The upload limit in MB, decimal (1 MB = 1,000,000 bytes), as the browser's uploader counts it and
+#: says it ("200MB" is 200e6 bytes there). The app's uploader (max_upload_size) and the server
+#: (.streamlit/config.toml server.maxUploadSize) are set to this same number; the server counts its
+#: MB as MiB (20 MiB = 20,971,520 bytes), so what a crafted client slips between the two is refused
+#: here, in the same words. Larger uploads are refused before decoding (a phone photo is 2-8 MB).
+UPLOAD_LIMIT_MB = 20
+MAX_FILE_BYTES = UPLOAD_LIMIT_MB * 1_000_000
 #: Pixel limit checked from the header, before the pixels are decoded: well under Pillow's own
 #: bomb limit (89 MP warns, 179 MP raises), so a small file claiming a huge size costs nothing.
 MAX_PIXELS = 40_000_000
 #: Smallest accepted width/height: below this there is no digit to see.
 MIN_SIDE = 8
+#: Most memory one picture's decode may take: Pillow's frame (1 byte per pixel for grey or palette
+#: images, 2 for 16-bit grey, 4 for colour), plus a decoder's own buffers where they are large
+#: (progressive JPEG keeps every DCT coefficient, WebP copies its frame twice; both measured).
+#: With the upload's bytes (<= 20 MB) and the strips below, one upload stays under ~150 MB above the
+#: idle server; a picture that would need more is refused from its header, before decoding.
+MAX_DECODE_BYTES = 80 * 2**20
+#: A decode needing more than this waits for a turn: at most LARGE_DECODES_AT_ONCE run at once (on
+#: the 2-core server: one core for large pictures, the other for the rest of the class; more at once
+#: only adds memory), and a turn not given within LARGE_DECODE_WAIT_S seconds refuses the upload
+#: with "busy". Ordinary pictures (a phone photo decoded at reduced scale, a drawing) need far less
+#: and never wait. Measured with ten hostile uploads at once (bench.hostile_server): 1 or 2 turns
+#: gave the same peak; with 1 a learner's photo sent meanwhile was answered a little sooner.
+LARGE_DECODE_BYTES = 16 * 2**20
+LARGE_DECODES_AT_ONCE = 1
+LARGE_DECODE_WAIT_S = 60.0
+#: Pictures larger than the working size are converted to grey in strips of about this many pixels,
+#: each reduced at once, so no full-size copy of the picture exists beside the decoded frame.
+STRIP_PIXELS = 1_000_000
 #: Widest accepted image aspect ratio (long side : short side).
 MAX_ASPECT = 20.0
 #: Widest accepted aspect ratio of the ink's bounding box; beyond it the ink is a line
@@ -142,7 +175,7 @@ def _check_bytes(data: object) -> bytes:
         raise UnusableImageError("The file is empty. " + _UPLOAD_HINT)
     if len(data) > MAX_FILE_BYTES:
         raise UnusableImageError(
-            f"The file is {len(data) / 2**20:.1f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB. "
+            f"The file is {len(data) / 1e6:.1f} MB; the limit is {UPLOAD_LIMIT_MB} MB. "
             "Upload a smaller image (a picture cropped around the digit is plenty)."
         )
     return data
@@ -150,6 +183,10 @@ def _check_bytes(data: object) -> bytes:
 
 def _decode_to_gray(raw: bytes) -> np.ndarray:
     """Decode frame 0 of an accepted image, upright, as grayscale at working size.
+
+    Memory is bounded whatever the file: the decode's cost is estimated from the header and refused
+    above MAX_DECODE_BYTES; JPEGs decode at a reduced scale; the grey conversion runs in strips
+    reduced as they go; EXIF orientation is applied to the reduced picture.
 
     Returns:
         float32 [H, W] in [0, 1] (0 = black), longer side <= WORK_MAX_SIDE.
@@ -162,13 +199,21 @@ def _decode_to_gray(raw: bytes) -> np.ndarray:
                     f"Images in {img.format} format are not supported. " + _UPLOAD_HINT
                 )
             _check_dimensions(img.size)
+            full_size = img.size
             if img.format in ("JPEG", "MPO"):
                 # why: lets libjpeg decode at 1/2..1/8 scale, so a 40 MP photo never needs 40 MP
                 # of memory; the result is still >= working size.
                 img.draft(img.mode, _working_size(img.size))
-            img.load()  # frame 0 of an animation: Image.open leaves the first frame current
-            img = _exif_upright(img)
-            gray = _to_gray_u8(img)
+            cost = decode_bytes(img, full_size)
+            if cost > MAX_DECODE_BYTES:
+                raise UnusableImageError(_too_large_to_decode(img, full_size, cost))
+            with _decode_turn(cost):
+                img.load()  # frame 0 of an animation: Image.open leaves the first frame current
+                # why after load, inside the turn: a PNG's getexif() loads the pixels itself (its
+                # eXIf chunk may follow them), which outside the turn made waiting uploads decode.
+                orientation = _exif_orientation(img)
+                gray = _reduced_gray(img)
+            gray = _upright(gray, orientation)
     except UnusableImageError:
         raise
     except UnidentifiedImageError as exc:
@@ -214,6 +259,80 @@ def _check_dimensions(size: tuple[int, int]) -> None:
         )
 
 
+# ---- What a decode costs ----------------------------------------------------------------------
+#: Bytes per pixel of Pillow's frame by mode (Pillow keeps 3-channel and 2-channel modes in 4 bytes).
+_ONE_BYTE_MODES = frozenset({"1", "L", "P"})
+_TWO_BYTE_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+#: WebP: libwebp decodes the frame into its own buffer, Pillow copies it to bytes and then into the
+#: frame: 16.5 bytes per pixel measured (Pillow 13, lossless and lossy alike).
+_WEBP_BYTES_PER_PIXEL = 17
+#: A progressive JPEG keeps every DCT coefficient of the whole picture (2 bytes each) until its last
+#: scan, whatever scale it is decoded at: 3 bytes per pixel at 4:2:0, 6 at 4:4:4 (measured).
+_COEFFICIENT_BYTES = 2
+
+
+def _frame_bytes_per_pixel(mode: str) -> int:
+    return 1 if mode in _ONE_BYTE_MODES else 2 if mode in _TWO_BYTE_MODES else 4
+
+
+def decode_bytes(img: Image.Image, full_size: tuple[int, int] | None = None) -> int:
+    """Estimated peak bytes to decode the opened (not yet loaded) picture `img`, from its header.
+
+    Args:
+        img: as Image.open returns it; for a JPEG after `draft` (img.size is then the reduced size).
+        full_size: (w, h) before `draft`; default img.size.
+    """
+    w, h = img.size
+    fw, fh = full_size or img.size
+    frame = w * h * _frame_bytes_per_pixel(img.mode)
+    if img.format == "WEBP":
+        return fw * fh * _WEBP_BYTES_PER_PIXEL
+    if img.format in ("JPEG", "MPO") and img.info.get("progressive"):
+        layers = getattr(img, "layer", None) or [("", 1, 1, 0)] * 3
+        hmax = max(int(lay[1]) for lay in layers) or 1
+        vmax = max(int(lay[2]) for lay in layers) or 1
+        blocks = sum(math.ceil(fw * int(lay[1]) / hmax / 8) * math.ceil(fh * int(lay[2]) / vmax / 8) for lay in layers)
+        return frame + blocks * 64 * _COEFFICIENT_BYTES
+    return frame
+
+
+def _too_large_to_decode(img: Image.Image, full_size: tuple[int, int], cost: int) -> str:
+    """The message for a picture whose decode would cost more than MAX_DECODE_BYTES."""
+    w, h = full_size
+    mp = w * h / 1e6
+    fits = mp * MAX_DECODE_BYTES / cost  # megapixels of this kind that fit
+    kind = {"WEBP": "WebP pictures", "JPEG": "progressive JPEGs", "MPO": "progressive JPEGs"}.get(
+        img.format or "", "colour or 16-bit pictures in this format")
+    return (
+        f"The image is {w}x{h} pixels ({mp:.0f} megapixels); {kind} are processed up to about "
+        f"{max(1, math.floor(fits))} megapixels. Scale it down (a digit needs far fewer pixels: "
+        "2000 pixels across is plenty) or save it as an ordinary JPEG, then upload it again."
+    )
+
+
+_large_decodes = threading.BoundedSemaphore(LARGE_DECODES_AT_ONCE)
+
+
+@contextlib.contextmanager
+def _decode_turn(cost: int) -> Iterator[None]:
+    """Hold one of the LARGE_DECODES_AT_ONCE turns while decoding a picture costing `cost` bytes
+    (> LARGE_DECODE_BYTES); smaller decodes go straight through. Refuses as "busy" after
+    LARGE_DECODE_WAIT_S seconds without a turn."""
+    if cost <= LARGE_DECODE_BYTES:
+        yield
+        return
+    if not _large_decodes.acquire(timeout=LARGE_DECODE_WAIT_S):
+        raise UnusableImageError(
+            "The server is busy with other large pictures. Try again in a minute, or upload a "
+            "smaller picture (a photo cropped around the digit is plenty)."
+        )
+    try:
+        yield
+    finally:
+        _large_decodes.release()
+
+
+# ---- Conversion at working size ---------------------------------------------------------------
 def _working_size(size: tuple[int, int]) -> tuple[int, int]:
     """(w, h) scaled down so the longer side is at most WORK_MAX_SIDE (never scaled up)."""
     w, h = size
@@ -221,29 +340,92 @@ def _working_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(w * f)), max(1, round(h * f))
 
 
-def _exif_upright(img: Image.Image) -> Image.Image:
-    """Apply the EXIF Orientation tag (phones store photos sideways plus a tag)."""
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _exif_orientation(img: Image.Image) -> int:
+    """The EXIF Orientation tag (phones store photos sideways plus this tag); 1 (upright) if absent."""
     try:
-        return ImageOps.exif_transpose(img)
+        value = img.getexif().get(_ORIENTATION_TAG, 1)
+        return int(value) if isinstance(value, int) else 1
     except Exception:  # why: a corrupt EXIF block should not cost the user a readable photo
         logger.warning("ignoring unreadable EXIF orientation", exc_info=True)
-        return img
+        return 1
 
 
-def _to_gray_u8(img: Image.Image) -> Image.Image:
+def _upright(img: Image.Image, orientation: int) -> Image.Image:
+    """`img` turned as EXIF `orientation` says (what ImageOps.exif_transpose does, here applied to
+    the reduced grey picture: on the full-size frame it would be a second full-size copy)."""
+    method = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    return img.transpose(method) if method is not None else img
+
+
+def _reduced_gray(img: Image.Image) -> Image.Image:
+    """A loaded picture of any mode -> mode "L", reduced by a whole factor k to at least working size.
+
+    Converted in horizontal strips of about STRIP_PIXELS, each reduced (box average of k x k) as
+    soon as it is grey; strips are a multiple of k rows high, so the result equals reducing the
+    whole grey picture. So beside the decoded frame only one strip's copies exist at a time.
+    """
+    w, h = img.size
+    k = max(1, max(w, h) // WORK_MAX_SIDE)
+    levels = _levels(img) if img.mode in _HIGH_DEPTH_MODES else None
+    rows = max(k, STRIP_PIXELS // max(w, 1) // k * k)
+    if rows >= h:
+        gray = _to_gray_u8(img, levels)
+        return gray.reduce(k) if k > 1 else gray
+    out = Image.new("L", (math.ceil(w / k), math.ceil(h / k)))
+    for top in range(0, h, rows):
+        strip = _to_gray_u8(img.crop((0, top, w, min(h, top + rows))), levels)
+        out.paste(strip.reduce(k) if k > 1 else strip, (0, top // k))
+    return out
+
+
+def _strips(img: Image.Image) -> Iterator[Image.Image]:
+    """The picture as horizontal strips of about STRIP_PIXELS (copies, one at a time)."""
+    w, h = img.size
+    rows = max(1, STRIP_PIXELS // max(w, 1))
+    for top in range(0, h, rows):
+        yield img.crop((0, top, w, min(h, top + rows)))
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _levels(img: Image.Image) -> tuple[float, float]:
+    """(lowest, highest) finite value of a high-bit-depth picture (I;16*, I, F), read in strips."""
+    lo, hi = math.inf, -math.inf
+    for strip in _strips(img):
+        a = _finite(np.asarray(strip, dtype=np.float64))
+        lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    return lo, hi
+
+
+def _to_gray_u8(img: Image.Image, levels: tuple[float, float] | None = None) -> Image.Image:
     """Any Pillow mode -> mode "L" (8-bit gray), transparency composited onto white.
 
     High bit depths (I;16*, I, F) are stretched to 0..255 first: `convert("L")` would clip them
-    (a 16-bit value of 1000 becomes 255, i.e. the whole image turns white).
+    (a 16-bit value of 1000 becomes 255, i.e. the whole image turns white). `levels` is the
+    (lowest, highest) value to stretch between (the whole picture's, when this is one strip of it);
+    default this picture's own.
     """
     if img.mode in _HIGH_DEPTH_MODES:
-        a = np.asarray(img, dtype=np.float64)
-        a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
-        lo, hi = float(a.min()), float(a.max())
+        a = _finite(np.asarray(img, dtype=np.float64))
         # why min-max rather than /65535: 12-bit sensors and float images use any range; the
         # ink detection downstream only cares about relative levels.
+        lo, hi = levels if levels is not None else (float(a.min()), float(a.max()))
         a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-        return Image.fromarray(np.round(a).astype(np.uint8))
+        return Image.fromarray(np.round(np.clip(a, 0.0, 255.0)).astype(np.uint8))
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
         # why: transparent pixels carry arbitrary (often black) colour under alpha 0; a drawing
         # exported with a transparent background would otherwise become a black sheet.

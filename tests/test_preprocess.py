@@ -7,10 +7,11 @@ Regenerate those samples with `PYTHONPATH=. python tests/test_preprocess.py`.
 from __future__ import annotations
 
 import io
-import resource
 import struct
 import subprocess
 import sys
+import threading
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -331,7 +332,7 @@ def test_large_photo_is_worked_on_at_a_bounded_size_and_correct(monkeypatch) -> 
     decoded: list[tuple[int, int]] = []
     worked: list[tuple[int, ...]] = []
     to_gray, extract = pre._to_gray_u8, pre._extract_ink
-    monkeypatch.setattr(pre, "_to_gray_u8", lambda img: decoded.append(img.size) or to_gray(img))
+    monkeypatch.setattr(pre, "_to_gray_u8", lambda img, *levels: decoded.append(img.size) or to_gray(img, *levels))
     monkeypatch.setattr(pre, "_extract_ink", lambda gray: worked.append(gray.shape) or extract(gray))
 
     big = draw_digit(size=(3000, 2000), width=200, mode="RGB")
@@ -492,10 +493,14 @@ def test_pixel_load_spy_sees_a_normal_decode(pixel_loads: list[str]) -> None:
     ids=["png_10G", "png_64M_1bit", "png_palette_900M", "bmp_400M"],
 )
 def test_decompression_bombs_are_refused_from_the_header_with_little_memory(data: bytes, pixel_loads: list[str]) -> None:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    assert "megapixels" in raises_unusable(data)
+    tracemalloc.start()
+    try:
+        assert "megapixels" in raises_unusable(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert pixel_loads == []  # refused from the header: no pixel was decoded
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024
+    assert peak < 2**20  # and nothing of its size was allocated (the file itself is a few KB)
 
 
 def test_a_real_compressed_bomb_is_refused(pixel_loads: list[str]) -> None:
@@ -508,6 +513,174 @@ def test_a_real_compressed_bomb_is_refused(pixel_loads: list[str]) -> None:
     assert len(data) < 20_000
     assert "megapixels" in raises_unusable(data)
     assert pixel_loads == []  # refused from the header, not after inflating 49 MP
+
+
+# ----------------------------------------------------------------------------------------------
+# Memory: any one picture costs a bounded amount, whatever its format, bit depth, mode or size
+# ----------------------------------------------------------------------------------------------
+def _pillow_bytes(img: Image.Image) -> int:
+    """Bytes of a Pillow image's pixels (Pillow keeps 2- and 3-channel modes in 4 bytes a pixel)."""
+    per = 1 if img.mode in ("1", "L", "P") else 2 if img.mode.startswith("I;16") else 4
+    return img.width * img.height * per
+
+
+@pytest.fixture
+def pillow_memory(monkeypatch) -> dict[str, list[int]]:
+    """Spies on what one test decodes and makes: "frames" (bytes of each decoded frame, Pillow's
+    load_prepare) and "made" (bytes of every other Pillow image: crops, conversions, reductions,
+    composites, transposes, fromarray; Pillow makes them all through Image._new)."""
+    from PIL import ImageFile
+
+    seen: dict[str, list[int]] = {"frames": [], "made": []}
+    prepare, new = ImageFile.ImageFile.load_prepare, Image.Image._new
+
+    def spy_prepare(self: ImageFile.ImageFile) -> None:
+        seen["frames"].append(_pillow_bytes(self))
+        prepare(self)
+
+    def spy_new(self: Image.Image, im) -> Image.Image:  # noqa: ANN001 - a Pillow ImagingCore
+        out = new(self, im)
+        seen["made"].append(_pillow_bytes(out))
+        return out
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", spy_prepare)
+    monkeypatch.setattr(Image.Image, "_new", spy_new)
+    return seen
+
+
+def big_16_bit_png(side: int = 3000) -> bytes:
+    """A side x side 16-bit greyscale PNG of a digit (a few tens of KB: it compresses well)."""
+    return encode(Image.fromarray(np.asarray(draw_digit((side, side), width=side // 12), np.uint16) * 257), "PNG")
+
+
+HOSTILE = {
+    # kind: maker. Large enough that converting at full size would cost hundreds of MB.
+    "16-bit grey": big_16_bit_png,
+    "RGBA, transparent": lambda: encode(Image.merge("RGBA", [Image.new("L", (3000, 3000), 0)] * 3
+                                                    + [ImageOps.invert(draw_digit((3000, 3000), width=250))]), "PNG"),
+    "palette, transparent index": lambda: encode(draw_digit((3000, 3000), width=250).convert("P"), "PNG",
+                                                 transparency=255),
+    "8-bit grey": lambda: encode(draw_digit((4000, 4000), width=330), "PNG"),
+}
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_a_large_picture_is_converted_in_strips_at_working_size(kind: str, pillow_memory, clean7) -> None:
+    import explorer.preprocess as pre
+
+    data = HOSTILE[kind]()
+    pillow_memory["frames"].clear(), pillow_memory["made"].clear()  # only what prepare_digit does counts
+    tracemalloc.start()
+    try:
+        out = prepare_digit(data)
+        numpy_peak = tracemalloc.get_traced_memory()[1]  # NumPy's arrays are traced; Pillow's pixels are not
+    finally:
+        tracemalloc.stop()
+    assert corr(out, clean7) > 0.9  # still the digit
+    (frame,) = pillow_memory["frames"]
+    assert frame <= pre.MAX_DECODE_BYTES
+    # Beside the decoded frame, no Pillow image bigger than a strip (a colour strip: 4 bytes a pixel,
+    # a strip may round up to whole reduction blocks): converting the 16 MP frame whole would make
+    # 9-36 MB copies.
+    assert max(pillow_memory["made"]) <= 2 * pre.STRIP_PIXELS * 4
+    # NumPy works on strips and then on the working size: a 9 MP 16-bit frame as float64 would be 72 MB.
+    assert numpy_peak < 40 * 2**20
+
+
+def _proc_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def test_a_16_bit_picture_costs_under_150_mb_of_real_memory() -> None:
+    # The kernel's own figure: peak resident memory during the call above the memory before it. The
+    # peak is reset just before the call (/proc/self/clear_refs), so it is this call's peak, not the
+    # process's highest ever. Before strips, this 9 MP 16-bit file cost ~220 MB.
+    clear_refs = Path("/proc/self/clear_refs")
+    if not clear_refs.exists():
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak")
+    data = big_16_bit_png()
+    prepare_digit(encode(draw_digit(), "PNG"))  # imports and first-call costs paid before measuring
+    before = _proc_kb("VmRSS")
+    try:
+        clear_refs.write_text("5")
+    except OSError:
+        pytest.skip("this process may not reset its peak RSS")
+    prepare_digit(data)
+    assert (_proc_kb("VmHWM") - before) / 1024 < 150
+
+
+def progressive_jpeg_claiming(width: int, height: int) -> bytes:
+    """A small progressive JPEG whose frame header (SOF2) claims width x height."""
+    data = bytearray(encode(draw_digit(size=(64, 64), mode="RGB"), "JPEG", progressive=True))
+    at = data.index(b"\xff\xc2")  # SOF2: marker, length (2), precision (1), height (2), width (2)
+    data[at + 5:at + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: png_header_only(7300, 5470, color_type=6),  # 40 MP RGBA: 160 MB as a frame
+        lambda: png_header_only(6000, 6000, color_type=2),  # 36 MP RGB: 144 MB
+        lambda: progressive_jpeg_claiming(6000, 6000),  # every DCT coefficient kept: 108 MB
+        lambda: encode(draw_digit((2300, 2300), mode="RGBA"), "WEBP", lossless=True),  # 5.3 MP, ~90 MB in libwebp + Pillow
+    ],
+    ids=["png_rgba_40MP", "png_rgb_36MP", "progressive_jpeg_36MP", "webp_5MP"],
+)
+def test_pictures_too_costly_to_decode_are_refused_from_the_header(make, pixel_loads: list[str]) -> None:
+    message = raises_unusable(make())
+    assert "megapixels" in message and "Scale it down" in message
+    assert pixel_loads == []  # refused before a pixel was decoded
+
+
+def test_large_decodes_take_turns_and_small_ones_never_wait(monkeypatch) -> None:
+    import explorer.preprocess as pre
+
+    large = encode(draw_digit((2000, 2000), width=170), "PNG")  # 4 MB as a frame
+    small = encode(draw_digit(), "PNG")  # 40 KB
+    monkeypatch.setattr(pre, "LARGE_DECODE_BYTES", 1_000_000)  # so the 4 MB frame counts as large
+    monkeypatch.setattr(pre, "_large_decodes", threading.BoundedSemaphore(2))
+    inside, most, release = [0], [0], threading.Event()
+    changed = threading.Condition()
+    reduced_gray = pre._reduced_gray
+
+    def held(img: Image.Image) -> Image.Image:  # a large decode holds its turn until released
+        if img.width * img.height > 1_000_000:
+            with changed:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+                changed.notify_all()
+            release.wait(30)
+            with changed:
+                inside[0] -= 1
+        return reduced_gray(img)
+
+    monkeypatch.setattr(pre, "_reduced_gray", held)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            prepare_digit(large)
+        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(5)]
+    for t in threads:
+        t.start()
+    try:
+        with changed:
+            assert changed.wait_for(lambda: inside[0] == 2, timeout=30)
+        assert_mnist_like(prepare_digit(small))  # a learner's drawing is answered meanwhile
+        monkeypatch.setattr(pre, "LARGE_DECODE_WAIT_S", 0.05)
+        assert "busy" in raises_unusable(large)  # no turn in time: refused in words, not queued forever
+    finally:
+        release.set()
+        for t in threads:
+            t.join(60)
+    assert errors == [] and most[0] == 2  # all five decoded, never more than two at once
 
 
 def test_unexpected_internal_errors_become_unusable_image_errors(monkeypatch) -> None:
