@@ -79,7 +79,7 @@ def member_payload(_m: bundle.ExplorerModel, sha: str) -> bytes:
 
 def family(m: bundle.ExplorerModel) -> list[bundle.ExplorerModel]:
     """The loaded members of m's family folder (m included), in display order; [] outside a family.
-    A member that does not load, or has another latent size, is left out (the picker says why)."""
+    A member that does not load, or has another latent size, is left out (opening it says why)."""
     members = []
     for path in studio.family_paths(m):
         member = m if path.resolve() == m.path.resolve() else models.load_model_or_error(str(path), models.file_version(path))

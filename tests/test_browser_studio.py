@@ -22,6 +22,8 @@ from tests.test_browser import (  # noqa: F401 - fixtures are used by name
     page, server, shipped_server, shots, slider, studio_values, upload_digit, wait_idle, wait_map_still, wait_rendered,
 )
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402 - after test_browser's skip for no browser
+
 pytestmark = pytest.mark.browser
 
 READOUT = "div.plausibility"
@@ -223,18 +225,26 @@ def _docs_screenshots(browser, url: str, folder: Path) -> None:  # noqa: ANN001
 
 # --- the posterior band ------------------------------------------------------------------------
 
-def _click_map_digit(page) -> int:
-    """Click one test digit on the map (as test_browser.click_map_point), waiting for plotly's hover
-    label under the mouse first: on a busy machine a click before plotly has found the point under
-    the mouse selects nothing. Returns the clicked digit's test-set index."""
+def _click_map_digit(page, attempts: int = 3) -> int:
+    """Click one test digit on the map (as test_browser.click_map_point) and return its test-set
+    index. On a busy machine plotly may not yet track the mouse when the map looks still (the
+    page's deferred run is drawing the panels below), and a click then selects nothing: each
+    attempt hovers until plotly's hover label shows, clicks, and waits for the clicked digit's panel."""
     page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
-    point = wait_map_still(page)
-    page.mouse.move(point["x"] - 3, point["y"])
-    page.mouse.move(point["x"], point["y"])
-    page.wait_for_selector("[data-testid='stPlotlyChart'] .hoverlayer .hovertext", state="attached", timeout=STEP_TIMEOUT)
-    page.mouse.click(point["x"], point["y"])
-    expect(image_with_caption(page, "its reconstruction")).to_have_count(1, timeout=STEP_TIMEOUT)
-    return int(point["index"])
+    for attempt in range(attempts):
+        point = wait_map_still(page)
+        page.mouse.move(point["x"] - 3, point["y"])
+        page.mouse.move(point["x"], point["y"])
+        try:
+            page.wait_for_selector("[data-testid='stPlotlyChart'] .hoverlayer .hovertext", state="attached", timeout=10_000)
+            page.mouse.click(point["x"], point["y"])
+            expect(image_with_caption(page, "its reconstruction")).to_have_count(1, timeout=10_000)
+            return int(point["index"])
+        except (AssertionError, PlaywrightTimeout):
+            if attempt == attempts - 1:
+                raise
+            page.mouse.move(0, 0)  # leave the plot; the next attempt hovers afresh
+    raise AssertionError("unreachable")
 
 
 def _bands(page) -> list[dict]:
