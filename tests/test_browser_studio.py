@@ -10,7 +10,6 @@ screenshots for docs/studio.md (desktop 1440x900 and phone 390x844, on the shipp
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
