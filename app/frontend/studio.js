@@ -472,7 +472,10 @@ class Studio {
 
   onRelease() {
     REGISTRY.stats.releases++;
-    this.setTriggerValue("release", { z: Array.from(this.code, (v) => Math.round(v * 100) / 100) });
+    const z = Array.from(this.code, (v) => Math.round(v * 100) / 100);
+    this.setTriggerValue("release", { z });
+    // Other parts of the page that show the code (the keep panel's follower, follow.js) rerun with it.
+    globalThis.dispatchEvent(new CustomEvent("vae-studio-release", { detail: { z } }));
   }
 
   // Decode and draw the digit, every family member's digit, the locator and the readout now; ask for the strips.
