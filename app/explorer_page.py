@@ -17,6 +17,7 @@ import streamlit as st
 from app import keep_panel, models, studio
 from app.links import apply_link_model, apply_link_view, sync_url
 from app.text import visitor_text
+from common import ladder_format
 from explorer import bundle, codes, figures, projection, state, tug
 from explorer.analysis import DigitAnalysis
 from explorer.preprocess import UPLOAD_LIMIT_MB as _LIMIT_MB, UnusableImageError
@@ -225,8 +226,8 @@ def render() -> None:
     ids = [bundle.checkpoint_name(p, folder) for p in paths]
     names = [f"{i}.pt" for i in ids]  # "default.pt", "beta/beta-2.pt": a family shows under its folder
     notices = list(apply_link_model(ids, names))
-    choice = st.sidebar.selectbox("Model", names, key="model_name", format_func=lambda n: n.replace("/", " / "),
-                                  help="checkpoints in the models folder; a subfolder is a family (beta/: the beta sweep)")
+    choice = st.sidebar.selectbox("Model", names, key="model_name", format_func=lambda n: ladder_format.display_name(n.removesuffix(".pt"), n.replace("/", " / ")),
+                                  help="checkpoints in the models folder; a subfolder is a family (beta/: the beta sweep; ladder/: autoencoder to VAE)")
     path = paths[names.index(choice)]
     m = models.load_model_or_error(str(path), models.file_version(path))
     if isinstance(m, bundle.ModelLoadFailure):

@@ -20,7 +20,7 @@ from common.records import Metrics
 from training.checkpoint import CheckpointError, read_checkpoint, resume_path
 from training.config import TrainConfig, parse_args
 from training.mnist_sources import MNIST_FILES
-from training.train import TrainingDiverged, TrainResult, config_differences, train
+from training.train import TrainingDiverged, TrainResult, config_differences, selection_score, train
 
 
 class PreflightError(ValueError):
@@ -66,16 +66,21 @@ def preflight(cfg: TrainConfig) -> None:
         raise PreflightError(f"--data-root {root} is a file; give the folder that holds (or will hold) MNIST/raw")
 
 
-def _best_row(result: TrainResult) -> dict[str, Any]:
-    """The history row of the epoch whose weights were kept."""
-    key = "test_iwae" if result.history and "test_iwae" in result.history[-1] else "test_neg_elbo"
-    return min(result.history, key=lambda r: r[key]) if result.history else {}
+def _best_row(result: TrainResult, cfg: TrainConfig) -> dict[str, Any]:
+    """The history row of the epoch whose weights were kept: the lowest IWAE bound when trained on
+    it, else the lowest train.selection_score (recon + beta x KL: with beta != 1 not the -ELBO)."""
+    if not result.history:
+        return {}
+    if "test_iwae" in result.history[-1]:
+        return min(result.history, key=lambda r: r["test_iwae"])
+    return min(result.history, key=lambda r: selection_score(
+        {"neg_elbo": r["test_neg_elbo"], "recon": r["test_recon"], "kl": r["test_kl"]}, cfg))
 
 
 def summary_lines(cfg: TrainConfig, result: TrainResult, seconds: float, atlas_metrics: Metrics | None,
                   atlas_file: Path | None) -> list[str]:
     """Every figure the run computed, one per line, for the final summary."""
-    row = _best_row(result)
+    row = _best_row(result, cfg)
     lines = [f"checkpoint    {result.best_path}", f"resume state  {result.last_path}",
              f"trained       {result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'} in {seconds:.0f} s" + (f" (best: epoch {row['epoch']})" if row else "")]
     if row:

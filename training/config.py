@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence, get_args, get_origin, get_type_hints
@@ -35,6 +36,8 @@ class TrainConfig:
     decoder_hidden: tuple[int, ...] | None = None
     activation: str | None = None
     likelihood: str | None = None  # "bernoulli" or "mse" (the original design's loss)
+    posterior: str | None = None  # where the code's noise comes from: "learnt" (a VAE, the presets' choice), "fixed" (NOISE_SIGMA for every input) or "none" (a plain autoencoder: the code is the mean)
+    noise_sigma: float | None = None  # the fixed noise's standard deviation, with --posterior fixed
     beta: float = 1.0  # weight of the KL term once warm-up is over
     warmup_epochs: float = 10.0  # linear KL warm-up from 0 to beta; 0 disables it
     iw_samples: int = 1  # >1 trains on the importance-weighted bound (IWAE) with that many samples; the best checkpoint is then chosen by the test IWAE bound
@@ -75,6 +78,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, tuple(int(v) for v in value))
+        if (self.posterior == "fixed") != (self.noise_sigma is not None):
+            raise ValueError("--noise-sigma goes with --posterior fixed, and --posterior fixed needs it")
+        if self.noise_sigma is not None and not 1e-6 <= self.noise_sigma <= 100:
+            raise ValueError(f"noise_sigma must be in [1e-6, 100], got {self.noise_sigma}")
 
     def model_config(self) -> ModelConfig:
         """The preset with this run's overrides."""
@@ -85,6 +92,8 @@ class TrainConfig:
             decoder_hidden=self.decoder_hidden,
             activation=self.activation,
             likelihood=self.likelihood,
+            posterior=self.posterior,
+            posterior_logvar=None if self.noise_sigma is None else 2.0 * math.log(self.noise_sigma),
         )
 
     def torch_device(self) -> torch.device:
