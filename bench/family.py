@@ -8,8 +8,10 @@ quiet, and prints (all from the browser's own counters, nothing simulated):
 * `members`: the family canvases shown; `payload_bytes`: the sum of the page load's websocket
   frames over 100 kB: the open model's payload and each other member's decoder, each sent once;
 * `drag_member_decodes_per_s`: during a real mouse drag of z0 (60 moves as fast as Playwright sends
-  them), decodes per second of each member's canvas; `sent_while_dragging`: websocket frames the
-  page sent with the button down (0: no server message during a drag);
+  them, `drag_s`), decodes per second of each member's canvas; `drag_member_decodes_per_move`: 1.0
+  when every move redrew every member (the rate is then Playwright's, not the page's limit);
+  `sent_while_dragging`: websocket frames the page sent with the button down (0: no server message
+  during a drag);
 * `frame_paced_member_decodes_per_s`: z0 gets a new value and an `input` event at every animation
   frame for 180 frames (Chromium paints at most 60 frames per second): the page's own rate per member;
 * `unpaced_member_decodes_per_s`: 300 `input` events back to back on the main thread (no painting
@@ -60,7 +62,9 @@ def _drag(page, members: int) -> dict[str, float]:  # noqa: ANN001
     sent = sum(1 for t in page.sent if t0 <= t <= t1)
     page.mouse.up()
     ms = after["ms"][len(before["ms"]):]
-    return {"drag_member_decodes_per_s": (after["decodes"] - before["decodes"]) / members / (t1 - t0),
+    decodes = (after["decodes"] - before["decodes"]) / members
+    return {"drag_s": t1 - t0, "drag_member_decodes_per_move": decodes / DRAG_MOVES,
+            "drag_member_decodes_per_s": decodes / (t1 - t0),
             "sent_while_dragging": float(sent),
             "family_ms_median": statistics.median(ms), "family_ms_p95": _quantile(ms, 0.95)}
 
