@@ -205,11 +205,13 @@ def test_every_member_of_a_family_decodes_the_code_live_during_a_drag(browser, s
 
 def _docs_screenshots(browser, url: str, folder: Path) -> None:  # noqa: ANN001
     """The studio at 1440x900 and at 390x844 with touch, on the shipped default with z0..z3 at +4
-    (the state of docs/studio_*_before.png); the beta family; test digit #4 with its band, on PCA."""
+    (the state of docs/studio_*_before.png); the beta family; test digit #4 with its band, on PCA;
+    the ladder (ae ... vae) on test digit #4 of the VAE rung."""
     for name, query, options in (("studio_desktop", "/?z=4,4,4,4,0,0,0,0", DESKTOP),
                                  ("studio_phone", "/?z=4,4,4,4,0,0,0,0", {**PHONE, "device_scale_factor": 2}),
                                  ("studio_family", "/?model=beta%2Fbeta-8&z=0,1.5,0,0,0,0,0,0", DESKTOP),
-                                 ("studio_band", "/?digit=4&map=pca", DESKTOP)):  # a test digit's posterior on the sliders
+                                 ("studio_band", "/?digit=4&map=pca", DESKTOP),  # a test digit's posterior on the sliders
+                                 ("studio_ladder", "/?model=ladder%2Fvae&digit=4", DESKTOP)):
         ctx, pg = _fresh(browser, url + query, **options)
         try:
             pg.wait_for_function("() => !!document.querySelector(\"[data-testid='stPlotlyChart'] .main-svg\")", timeout=RENDER_TIMEOUT)
