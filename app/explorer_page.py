@@ -115,18 +115,25 @@ def map_ui(m: bundle.ExplorerModel, upload: DigitAnalysis | None, drawing: Digit
     proj = st.segmented_control("Map", projection.PROJECTIONS, key="projection", required=True,
                                 help="PCA: a linear view, exact for any code. t-SNE: neighbourhoods, computed once at training time.")
     proj = proj or "t-SNE"
+    # Off by default: a swipe over the map scrolls the page (a phone) and a click still picks a digit.
+    pan = st.toggle("Pan and zoom the map", key="map_pan", help="On: drag to pan, scroll or pinch to zoom the map.")
     markers = []
     sel = st.session_state.get(state.SELECTED_KEY)
     if sel is not None:
         markers.append(("clicked digit", tuple(map(float, projection.map_coords(m.atlas, proj)[sel])), "star"))
+    spacing = studio.spacing(m, m.sha256)  # an off-the-data code is drawn apart on t-SNE (figures.map_marker)
     if upload is not None:
-        markers.append((UPLOAD_SOURCE, tuple(map(float, projection.place(upload.mu, m.atlas, proj))), "diamond"))
+        markers.append(figures.map_marker(UPLOAD_SOURCE, upload.mu, m.atlas, proj, spacing, "diamond"))
     if drawing is not None:
-        markers.append((studio.DRAWING_SOURCE, tuple(map(float, projection.place(drawing.mu, m.atlas, proj))), "square"))
-    fig = models.map_figure(m, m.sha256, proj, tuple(markers))
+        markers.append(figures.map_marker(studio.DRAWING_SOURCE, drawing.mu, m.atlas, proj, spacing, "square"))
+    fig = models.map_figure(m, m.sha256, proj, tuple(markers), pan)
     st.plotly_chart(fig, key=state.MAP_KEY, on_select=lambda: state.on_map_select(st.session_state, m.atlas.mu),
-                    selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
-    st.caption("Click a point to load its code into the studio; click legend entries to hide or show digits.")
+                    selection_mode="points", config={"scrollZoom": pan, "displaylogo": False,
+                                                     "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "zoomIn2d", "zoomOut2d"]})
+    st.caption("Click a point to load its code into the studio; click legend entries to hide or show digits."
+               + (f" The shading is exact on PCA: a code can only sit in an empty (red) area if no test digit "
+                  "encodes near it; a dense area can still hide a hole in the {m.latent_dim - 2} dimensions the plane does not show."
+                  if proj == "PCA" else ""))
     if sel is not None:
         a, b, _ = st.columns([1, 1, 2])
         a.image(figures.upscale(m.atlas.images[sel].reshape(28, 28) / 255.0, 4), caption=f"test #{sel} (a {m.atlas.labels[sel]})")

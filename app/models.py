@@ -49,11 +49,12 @@ def load_model_or_error(path: str, version: tuple[int, int]) -> bundle.ExplorerM
 
 
 @st.cache_resource(max_entries=16)
-def map_figure(_m: bundle.ExplorerModel, sha: str, proj: str, markers: tuple) -> go.Figure:
-    """The 10k-point map, built once per (model, projection, markers): building it costs ~0.2 s."""
+def map_figure(_m: bundle.ExplorerModel, sha: str, proj: str, markers: tuple, pan: bool = False) -> go.Figure:
+    """The 10k-point map, built once per (model, projection, markers, pan): building it costs ~0.2 s.
+    markers: (name, xy, symbol[, off_data]) tuples (figures.latent_map_figure)."""
     coords = projection.map_coords(_m.atlas, proj)
-    marks = [(name, np.array(xy), symbol) for name, xy, symbol in markers]
-    return figures.latent_map_figure(coords, _m.atlas.labels, proj, marks)
+    marks = [(mk[0], np.array(mk[1]), *mk[2:]) for mk in markers]
+    return figures.latent_map_figure(coords, _m.atlas.labels, proj, marks, pan=pan)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import models
-from explorer import bundle, figures, links, state, tug, tug_figures
+from explorer import bundle, links, state, tug, tug_figures
 from explorer.codes import decode_pixels
 from explorer.grids import tile
 
@@ -40,9 +40,9 @@ def _training_figures(_m: bundle.ExplorerModel, sha: str) -> tuple[go.Figure, go
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)
-def _beta_map(_m: bundle.ExplorerModel, sha: str) -> go.Figure:
-    """A sweep member's PCA map (2,006 points), in SVG: the page draws sooner without WebGL's start-up."""
-    return figures.latent_map_figure(_m.atlas.pca, _m.atlas.labels, "PCA", height=460, webgl=False)
+def _beta_map(_m: bundle.ExplorerModel, sha: str, beta: float, axis_range: tuple[float, float]) -> go.Figure:
+    """A sweep member's PCA map (2,006 points) on the axes the whole sweep shares."""
+    return tug_figures.sweep_map_figure(_m.atlas, beta, axis_range)
 
 
 def _warmup(m: bundle.ExplorerModel) -> float | None:
@@ -53,7 +53,10 @@ def _warmup(m: bundle.ExplorerModel) -> float | None:
 def learning_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
     """Part 1: the chosen model's curves, per-unit curves and its map over training, with the story."""
     st.header("1 · How the VAE learnt")
-    recorded = [name for name, m in loaded.items() if m.atlas.dynamics is not None]
+    # Only VAEs (a learnt noise head): the story of KL against reconstruction is told in their terms; the
+    # ladder's autoencoders (posterior "none" or "fixed") have their own page.
+    recorded = [name for name, m in loaded.items()
+                if m.atlas.dynamics is not None and m.atlas.model_config.get("posterior", "learnt") == "learnt"]
     if not recorded:
         st.info("No model in the models folder carries its training record. Rebuild one with its recipe, "
                 "e.g. `python -m training.recipes default`; the atlas then holds the dynamics.")
@@ -61,7 +64,7 @@ def learning_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
     if st.session_state.get(MODEL_KEY) not in recorded:
         st.session_state[MODEL_KEY] = recorded[0]
     name = st.selectbox("Model", recorded, key=MODEL_KEY, format_func=lambda n: n.replace("/", " / "),
-                        help="the models whose atlas carries their training record")
+                        help="the VAEs whose atlas carries their training record")
     m = loaded[name]
     dyn = m.atlas.dynamics
     story = tug.training_story(dyn, m.atlas.checkpoint.stages, _warmup(m))
@@ -118,11 +121,8 @@ def sweep_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
         st.info("The beta sweep is not in the models folder (models/beta/). Train it with "
                 "`python -m training.recipes beta`.")
         return
-    st.markdown(
-        "The same network trained six times, changing only **beta**, the weight of the KL term. Small beta lets "
-        "reconstruction win: codes carry many nats and the digits come back sharp. Large beta lets KL win: the "
-        "codes carry little, units collapse to the prior, and reconstructions blur toward the average digit. "
-        "Every point is one model; the curve between them is the trade-off itself.")
+    st.markdown(" ".join(tug.sweep_story(points)) + " Every point is one model; the curve between them is the "
+                "trade-off itself.")
     names = [p.name for p in points]
     if st.session_state.get(BETA_KEY) not in names:
         st.session_state[BETA_KEY] = next((p.name for p in points if p.beta == 1.0), names[0])
@@ -133,8 +133,8 @@ def sweep_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
     with left:
         st.plotly_chart(tug_figures.rate_distortion_figure(points, marked, chosen), key=CHART_KEY,
                         on_select=_select_from_chart, selection_mode="points", config={"displayModeBar": False})
-        st.caption("Click a point, or pick beta below. Shipped models are stars (more capacity and epochs than "
-                   "the sweep's, so they sit lower).")
+        st.caption("Click a point, or pick beta below. The shipped models are open symbols. "
+                   + tug.marked_note(marked, points))
         by_name = {p.name: p for p in points}
         st.select_slider("β, the weight of the KL term", names, key=BETA_KEY,
                          format_func=lambda n: f"{by_name[n].beta:g}")
@@ -144,7 +144,9 @@ def sweep_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
         top, bottom = st.columns(2), st.columns(2)
         top[0].metric("KL (rate)", f"{p.kl:.1f} nats")
         top[1].metric("reconstruction", f"{p.recon:.1f} nats")
-        bottom[0].metric("active units", f"{p.active_units} of {p.latent_dim}")
+        bottom[0].metric("active units", f"{p.active_units} of {p.latent_dim}",
+                         help="units whose code still changes with the digit (the variance of the posterior means "
+                              "over the test set is above 0.01, Burda et al. 2015); a collapsed unit is the prior's noise")
         bottom[1].metric("mean σ", f"{p.mean_sigma:.2f}")
         if p.nll is not None:
             st.caption(f"Test NLL {p.nll:.1f} nats (IWAE, k={p.iw_samples}); 10,000 test digits.")
@@ -152,9 +154,12 @@ def sweep_ui(loaded: dict[str, bundle.ExplorerModel]) -> None:
         st.image(recon, caption="8 test digits (top) and their reconstructions", clamp=True)
         st.image(prior, caption="16 fixed prior draws z ~ N(0, I), decoded", clamp=True)
         st.link_button(f"Open β = {p.beta:g} in the explorer, with your current code", explorer_link(m))
-    st.plotly_chart(_beta_map(m, m.sha256), key="tug_beta_map", config={"displayModeBar": False})
-    st.caption(f"PCA of the {m.atlas.size:,} test digits this model's atlas keeps (every 5th of the test set). "
-               "As beta grows the codes crowd toward the prior's centre and the classes blur together.")
+    axis_range = tug.shared_range([loaded[n].atlas.pca for n in names])
+    st.plotly_chart(_beta_map(m, m.sha256, p.beta, axis_range), key="tug_beta_map", config={"displayModeBar": False})
+    lo = points[0]
+    st.caption(f"PCA of the {m.atlas.size:,} test digits this model's atlas keeps (every 5th of the test set), in "
+               f"latent units on axes fixed for every β ({axis_range[0]:g} to {axis_range[1]:g}); × marks z = 0. "
+               f"Median distance of a code from 0: {p.median_norm:.2f} here, {lo.median_norm:.2f} at β = {lo.beta:g}.")
 
 
 def render() -> None:

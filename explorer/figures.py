@@ -11,23 +11,95 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from common.atlas_format import Atlas
 from explorer.grids import tile
+from explorer.projection import place
+from explorer.studio import NeighbourSpacing, plausibility
 
 # Ten distinguishable colours (Plotly's D3 palette), digit d gets DIGIT_COLOURS[d].
 DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
-def latent_map_figure(coords: np.ndarray, labels: np.ndarray, projection: str,
-                      markers: Sequence[tuple[str, np.ndarray, str]] = (), height: int = 560,
-                      webgl: bool = True) -> go.Figure:
-    """Scatter of coords [N, 2] coloured by labels [N]; `markers` adds (name, xy [2], symbol) stars on top.
+# The map's background (PCA): where the encoded test digits are dense, sparse or absent.
+DENSITY_CLASSES = ("no digit here (a hole)", "sparse", "dense (80 % of digits)")  # short: legend room
+# (the 3x3-smoothed grid's densest cells holding DENSE_SHARE of its mass)
+DENSITY_COLOURS = ("#f6d3d3", "#fbefd9", "#e6f2e1")  # pale red, orange, green: the studio's verdict colours
+DENSE_SHARE = 0.8  # the densest cells that together hold this share of the codes are "dense"
+DENSITY_BINS = 60
+OFF_DATA_COLOUR = "#d62728"
 
+
+def padded_range(values: np.ndarray, pad: float = 0.12) -> tuple[float, float]:
+    """(lo, hi) of values [N] widened by `pad` of their span on each side."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    span = max(hi - lo, 1e-6)
+    return lo - pad * span, hi + pad * span
+
+
+def density_grid(coords: np.ndarray, x_range: tuple[float, float], y_range: tuple[float, float],
+                 bins: int = DENSITY_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x centres [bins], y centres [bins], class [bins_y, bins_x]) of coords [N, 2] on a grid:
+    0 = absent (no code in the cell or its 8 neighbours), 1 = sparse, 2 = dense (the densest cells
+    that together hold DENSE_SHARE of the codes: a highest-density region). Costs about a millisecond
+    for 10k codes."""
+    counts, xe, ye = np.histogram2d(coords[:, 0], coords[:, 1], bins=bins, range=[x_range, y_range])
+    padded = np.pad(counts, 1)
+    # 3x3 box sum: a one-cell gap inside a cluster is not a hole, only a coarse grid's accident
+    smooth = sum(padded[1 + dx: 1 + dx + bins, 1 + dy: 1 + dy + bins] for dx in (-1, 0, 1) for dy in (-1, 0, 1))
+    # the highest-density region on the smoothed counts (each code counted in 9 cells, so shares hold)
+    order = np.sort(smooth.ravel())[::-1]
+    cut = order[min(np.searchsorted(np.cumsum(order), DENSE_SHARE * order.sum()), len(order) - 1)]
+    classes = np.where(smooth == 0, 0, np.where(smooth >= max(cut, 1), 2, 1))
+    return (xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2, classes.T  # rows are y for plotly's Heatmap
+
+
+def _density_traces(coords: np.ndarray, x_range: tuple[float, float], y_range: tuple[float, float]) -> list:
+    xc, yc, classes = density_grid(coords, x_range, y_range)
+    scale = [[0.0, DENSITY_COLOURS[0]], [1 / 3, DENSITY_COLOURS[0]], [1 / 3, DENSITY_COLOURS[1]],
+             [2 / 3, DENSITY_COLOURS[1]], [2 / 3, DENSITY_COLOURS[2]], [1.0, DENSITY_COLOURS[2]]]
+    # zsmooth "best" interpolates the class values between cells and the stepped colour scale cuts
+    # them back into three classes: smooth borders where plain cells would draw stairs.
+    traces: list = [go.Heatmap(x=xc, y=yc, z=classes, zmin=-0.5, zmax=2.5, colorscale=scale, showscale=False,
+                               zsmooth="best", hoverinfo="skip", name="where the test digits are")]
+    for name, colour in zip(DENSITY_CLASSES, DENSITY_COLOURS):  # legend keys for the background
+        traces.append(go.Scatter(x=[None], y=[None], mode="markers", name=name, legendgroup="background",
+                                 legendrank=1001,  # after the digits and markers
+                                 marker={"size": 12, "symbol": "square", "color": colour, "line": {"width": 1, "color": "#999"}},
+                                 hoverinfo="skip"))
+    return traces
+
+
+def latent_map_figure(coords: np.ndarray, labels: np.ndarray, projection: str,
+                      markers: Sequence[tuple] = (), height: int = 560,
+                      webgl: bool = True, *, holes: bool | None = None, axis_range: tuple[float, float] | None = None,
+                      ticks: bool = False, pan: bool = False) -> go.Figure:
+    """Scatter of coords [N, 2] coloured by labels [N], with markers on top.
+
+    markers: (name, xy [2], symbol) or (name, xy [2], symbol, off_data) tuples; a non-empty off_data
+    (e.g. "a hole, 5.47 from the nearest test digit") says the code lies off the data: on t-SNE,
+    whose k-NN placement would put it among digits all the same, it is drawn apart, in an
+    "off the data" box left of the map, instead of among neighbours. PCA places every code exactly.
+    holes (default: on for PCA): shade where the codes are dense, sparse and absent.
+    axis_range: fixed (lo, hi) for both axes (maps that must compare share it); ticks: label the axes.
+    pan: the learner chose to pan and zoom; otherwise a drag or swipe does nothing to the map (the
+    page scrolls on a phone) and a click still picks a point.
     webgl=False draws SVG: for a couple of thousand points it draws sooner than WebGL, whose start-up
     costs a software-rendered browser about a second.
     """
     scatter = go.Scattergl if webgl else go.Scatter
-    traces: list = []
+    holes = projection == "PCA" if holes is None else holes
+    if axis_range is not None:
+        x_range = y_range = axis_range
+    else:
+        # PCA places every code exactly, so the axes hold the markers too (a far-off upload stays on screen)
+        on_map = [np.asarray(mk[1], dtype=float) for mk in markers if projection == "PCA" or not (len(mk) > 3 and mk[3])]
+        every = np.vstack([coords, *on_map]) if on_map else coords
+        x_range, y_range = padded_range(every[:, 0]), padded_range(every[:, 1])
+    off = [mk for mk in markers if len(mk) > 3 and mk[3] and projection != "PCA"]
+    if off:  # room for the "off the data" box left of the map
+        x_range = (x_range[0] - 0.3 * (x_range[1] - x_range[0]), x_range[1])
+    traces: list = _density_traces(coords, x_range, y_range) if holes else []
     index = np.arange(len(labels))
     for d in range(10):
         m = labels == d
@@ -36,20 +108,52 @@ def latent_map_figure(coords: np.ndarray, labels: np.ndarray, projection: str,
             marker={"size": 4, "color": DIGIT_COLOURS[d], "opacity": 0.7},
             customdata=index[m], hovertemplate=f"digit {d}<br>test index %{{customdata}}<extra></extra>",
         ))
-    for name, xy, symbol in markers:
+    shapes, notes = [], []
+    span_x, span_y = x_range[1] - x_range[0], y_range[1] - y_range[0]
+    box = (x_range[0] + 0.02 * span_x, x_range[0] + 0.2 * span_x)
+    for i, mk in enumerate(markers):
+        name, xy, symbol = mk[0], mk[1], mk[2]
+        flagged = mk[3] if len(mk) > 3 else ""  # off the data: drawn open and red on both maps
+        note = flagged if projection != "PCA" else ""  # t-SNE: drawn apart, in the box
+        if note:
+            xy = (sum(box) / 2, y_range[1] - (0.2 + 0.16 * len(notes)) * span_y)
+            notes.append(note)
         # WebGL traces are drawn on a canvas above the SVG layer: markers must be WebGL too to show.
         traces.append(scatter(
-            x=[float(xy[0])], y=[float(xy[1])], mode="markers", name=name, hoverinfo="name",
-            marker={"size": 18, "symbol": symbol, "color": "black", "line": {"width": 2, "color": "white"}},
+            x=[float(xy[0])], y=[float(xy[1])], mode="markers", name=f"{name} (off the data)" if flagged else name,
+            hovertext=[f"{name}: {flagged}" if flagged else name], hoverinfo="text",
+            marker={"size": 18, "symbol": symbol, "color": "white" if flagged else "black",
+                    "line": {"width": 3 if flagged else 2, "color": OFF_DATA_COLOUR if flagged else "white"}},
         ))
+    annotations = []
+    if notes:
+        shapes.append({"type": "rect", "x0": box[0], "x1": box[1], "y0": y_range[1] - (0.1 + 0.16 * len(notes)) * span_y,
+                       "y1": y_range[1] - 0.03 * span_y, "line": {"color": OFF_DATA_COLOUR, "dash": "dash", "width": 1},
+                       "fillcolor": "rgba(214,39,40,0.05)", "layer": "below"})
+        annotations.append({"x": sum(box) / 2, "y": y_range[1] - 0.05 * span_y, "text": "off the data:<br>no place on t-SNE",
+                            "showarrow": False, "yanchor": "top", "font": {"size": 11, "color": OFF_DATA_COLOUR}})
     fig = go.Figure(data=traces)
     fig.update_layout(
         height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text="digit",
-        title={"text": f"{projection} of the {len(labels):,} encoded test digits (posterior means)", "font": {"size": 14}},
-        clickmode="event+select", dragmode="pan", uirevision=projection,
+        # short: on a phone the chart toolbar (top right) covers a long title
+        title={"text": f"{projection} of {len(labels):,} encoded digits", "font": {"size": 14}, "x": 0, "xanchor": "left"},
+        clickmode="event+select", dragmode="pan" if pan else False, uirevision=projection,
+        meta={"page_scrolls": not pan},  # read by app.main's touch script: keep dragmode False in the browser
+        shapes=shapes, annotations=annotations,
+        # beyond the shaded grid there is no code either: the plot's own background says "absent"
+        plot_bgcolor=DENSITY_COLOURS[0] if holes else None,
+        # the legend below the plot: beside it, it took half a column's width (and most of a phone's)
+        legend={"orientation": "h", "x": 0, "y": -0.02, "yanchor": "top", "title": {"text": "digit"}},
     )
-    fig.update_xaxes(showticklabels=False, title=None)
-    fig.update_yaxes(showticklabels=False, title=None, scaleanchor="x" if projection == "PCA" else None)
+    axis = {"showticklabels": ticks, "zeroline": False, "showgrid": ticks, "gridcolor": "#eee"}
+    # Shared axes (axis_range) must keep their range: constrain="domain" makes a scale-anchored axis
+    # give up plot width instead. A map of its own fills its box and lets the range grow instead.
+    constrain = "domain" if axis_range is not None else "range"
+    fig.update_xaxes(range=list(x_range), title=("PC 1 (latent units)" if ticks else None), constrain=constrain, **axis)
+    fig.update_yaxes(range=list(y_range), title=("PC 2" if ticks else None),
+                     scaleanchor="x" if projection == "PCA" else None, constrain=constrain, **axis)
+    if ticks:
+        fig.update_layout(margin={"l": 50, "r": 10, "t": 30, "b": 40})
     return fig
 
 
@@ -89,23 +193,47 @@ VERDICT_COLOURS = {"typical": "#2ca02c", "sparse": "#ff7f0e", "hole": "#d62728"}
 
 
 def path_figure(t: np.ndarray, distance: np.ndarray, verdicts: Sequence[str], typical: float, hole: float,
-                norms: np.ndarray, height: int = 240) -> go.Figure:
-    """Along an interpolation path of S frames: each frame's distance to the nearest test code
-    (t [S], distance [S], verdicts [S]) against the thresholds of the studio's readout, and the
-    code's norm (norms [S]) on a second axis, where a linear path's dip toward 0 shows."""
-    fig = go.Figure()
-    fig.add_hrect(y0=0, y1=typical, fillcolor=VERDICT_COLOURS["typical"], opacity=0.08, line_width=0)
-    fig.add_hline(y=hole, line={"color": VERDICT_COLOURS["hole"], "dash": "dot", "width": 1},
-                  annotation_text="a hole beyond this", annotation_position="top left")
+                norms: np.ndarray, height: int = 300) -> go.Figure:
+    """Along an interpolation path of S frames (t [S]): above, each frame's distance to the nearest
+    test code (distance [S], verdicts [S]) against the studio's thresholds (typical up to `typical`,
+    a hole beyond `hole`); below, on its own axis, the code's norm |z| (norms [S]), where a linear
+    path's dip toward 0 shows. Two panels, not two y axes over one plot: a norm line drawn across the
+    hole threshold would read as "entering a hole". Titles sit horizontally at each panel's top left,
+    clear of the chart toolbar (top right)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.62, 0.38], vertical_spacing=0.16,
+                        subplot_titles=("distance to the nearest test digit (latent units)", "norm of the code |z|"))
+    top = max(float(np.max(distance)), hole) * 1.12
     fig.add_trace(go.Scatter(x=t, y=distance, mode="lines+markers", name="distance to nearest test digit",
                              marker={"size": 9, "color": [VERDICT_COLOURS.get(v, "#7f7f7f") for v in verdicts]},
                              line={"color": "#7f7f7f"}, text=list(verdicts),
-                             hovertemplate="t %{x:.2f}: %{y:.2f} away (%{text})<extra></extra>"))
-    fig.add_trace(go.Scatter(x=t, y=norms, mode="lines", name="norm of the code |z|", yaxis="y2",
-                             line={"color": "#1f77b4", "dash": "dash"},
-                             hovertemplate="t %{x:.2f}: |z| %{y:.2f}<extra></extra>"))
-    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                      legend={"orientation": "h", "y": -0.25}, xaxis_title="t (0: from, 1: to)",
-                      yaxis={"title": "distance", "rangemode": "tozero"},
-                      yaxis2={"title": "|z|", "overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False})
+                             hovertemplate="t %{x:.2f}: %{y:.2f} away (%{text})<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=t, y=norms, mode="lines+markers", name="|z|", marker={"size": 5},
+                             line={"color": "#1f77b4"}, hovertemplate="t %{x:.2f}: |z| %{y:.2f}<extra></extra>"),
+                  row=2, col=1)
+    # shapes after the traces: plotly skips subplots that are still empty
+    fig.add_hrect(y0=0, y1=typical, fillcolor=VERDICT_COLOURS["typical"], opacity=0.1, line_width=0, row=1, col=1)
+    fig.add_hrect(y0=hole, y1=top, fillcolor=VERDICT_COLOURS["hole"], opacity=0.07, line_width=0, row=1, col=1)
+    fig.add_hline(y=hole, line={"color": VERDICT_COLOURS["hole"], "dash": "dot", "width": 1}, row=1, col=1,
+                  annotation_text=f"a hole beyond {hole:.2f}", annotation_position="top left",
+                  annotation_font={"size": 11, "color": VERDICT_COLOURS["hole"]})
+    for a in fig.layout.annotations[:2]:  # subplot titles: left-aligned, horizontal
+        a.update(x=0, xanchor="left", font={"size": 12})
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 24, "b": 10}, showlegend=False, dragmode=False)
+    fig.update_yaxes(range=[0, top], nticks=5, row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", nticks=4, tickformat=".1f", row=2, col=1)
+    fig.update_xaxes(title_text="t along the path (0: from, 1: to)", row=2, col=1)
     return fig
+
+
+def map_marker(name: str, z: np.ndarray, atlas: Atlas, projection: str, spacing: NeighbourSpacing,
+               symbol: str) -> tuple[str, tuple[float, float], str, str]:
+    """The (name, xy, symbol, off_data) tuple latent_map_figure draws for code z [D] (an upload, a
+    drawing): placed on the map, and flagged as off the data when the studio's verdict
+    (explorer.studio.plausibility against `spacing`) is a hole; on t-SNE, whose k-NN placement always
+    lands among digits, the map then draws it apart instead of at that place."""
+    xy = tuple(float(v) for v in place(z, atlas, projection))
+    p = plausibility(z, atlas.mu, spacing)
+    note = f"a hole, {p.distance:.2f} from the nearest test digit" if p.verdict == "hole" else ""
+    return (name, xy, symbol, note)

@@ -32,6 +32,7 @@ class SweepPoint:
     active_units: int
     latent_dim: int
     mean_sigma: float  # posterior sigma exp(logvar / 2), averaged over digits and units
+    median_norm: float = float("nan")  # median |mu| over the atlas's digits: how far codes sit from the prior's centre
 
 
 def beta_of(atlas: Atlas) -> float | None:
@@ -47,12 +48,77 @@ def sweep_point(name: str, atlas: Atlas) -> SweepPoint | None:
     return SweepPoint(name=name, beta=beta, kl=m.kl, recon=m.recon, nll=m.nll,
                       iw_samples=m.iw_samples if m.nll is not None else None,
                       active_units=int(atlas.active.sum()), latent_dim=atlas.latent_dim,
-                      mean_sigma=float(np.exp(0.5 * atlas.logvar).mean()))
+                      mean_sigma=float(np.exp(0.5 * atlas.logvar).mean()),
+                      median_norm=float(np.median(np.linalg.norm(atlas.mu.astype(np.float64), axis=1))))
 
 
 def sorted_sweep(points: Sequence[SweepPoint]) -> list[SweepPoint]:
     """Points in increasing beta."""
     return sorted(points, key=lambda p: p.beta)
+
+
+def sweep_story(points: Sequence[SweepPoint]) -> list[str]:
+    """What the sweep shows, in sentences computed from its points (sorted by beta, at least two).
+
+    Only what the numbers say: KL and reconstruction at both ends, the posterior noise, how far the
+    codes sit from the prior's centre, and whether any unit collapsed (inactive by the active-units
+    criterion) at any beta; a sweep where every unit stays active says so instead of "collapse".
+    """
+    lo, hi = points[0], points[-1]
+    ends = f"from β = {lo.beta:g} to β = {hi.beta:g}"
+    sentences = [
+        f"The same network trained {len(points)} times, changing only β, the weight of the KL term. "
+        f"{ends[0].upper() + ends[1:]} the KL falls from {lo.kl:.1f} to {hi.kl:.1f} nats per digit (less "
+        f"information in the code) and the reconstruction error "
+        + (f"rises from {lo.recon:.1f} to {hi.recon:.1f} nats: the digits come back blurrier."
+           if hi.recon > lo.recon else f"goes from {lo.recon:.1f} to {hi.recon:.1f} nats.")]
+    noise = (f"The posterior noise grows: mean σ {lo.mean_sigma:.2f} at β = {lo.beta:g}, {hi.mean_sigma:.2f} at "
+             f"β = {hi.beta:g}" if hi.mean_sigma > lo.mean_sigma else
+             f"Mean σ goes from {lo.mean_sigma:.2f} to {hi.mean_sigma:.2f}")
+    if np.isfinite(lo.median_norm) and np.isfinite(hi.median_norm):
+        moved = "move in toward" if hi.median_norm < lo.median_norm else "do not move in toward"
+        noise += (f", and the codes {moved} the prior's centre (median distance from 0: {lo.median_norm:.2f} → "
+                  f"{hi.median_norm:.2f}; the maps below share their axes, so this shows).")
+    else:
+        noise += "."
+    sentences.append(noise)
+    active = [p.active_units for p in points]
+    dim = points[0].latent_dim
+    if min(active) == dim:
+        sentences.append(
+            f"No unit collapses in this sweep: all {dim} of {dim} stay active at every β, even β = {hi.beta:g}. "
+            f"KL thins every unit's information instead of switching some off.")
+    else:
+        worst = min(points, key=lambda p: (p.active_units, -p.beta))
+        first = next(p for p in points if p.active_units < dim)
+        sentences.append(
+            f"Units collapse to the prior as β grows: {first.active_units} of {dim} active at β = {first.beta:g}, "
+            f"{worst.active_units} of {dim} at β = {worst.beta:g} (a collapsed unit's code no longer depends on the digit).")
+    return sentences
+
+
+def marked_note(marked: Sequence[tuple[str, SweepPoint]], points: Sequence[SweepPoint]) -> str:
+    """Where each marked (shipped) model sits against the sweep's point of the same beta, in words
+    computed from both points ("" when no marked model has a sweep twin)."""
+    by_beta = {p.beta: p for p in points}
+    parts = []
+    for label, m in marked:
+        twin = by_beta.get(m.beta)
+        if twin is None:
+            continue
+        d = m.recon - twin.recon
+        parts.append(f"{label} {abs(d):.1f} nats {'below' if d < 0 else 'above'} the sweep's β = {m.beta:g}")
+    return ("Reconstruction error of the shipped models (trained with their own recipes): " + "; ".join(parts) + "."
+            if parts else "")
+
+
+def shared_range(coords: Sequence[np.ndarray], pad: float = 0.06) -> tuple[float, float]:
+    """One symmetric axis range (-r, r) holding (almost) every point of every coords [N_i, 2], for
+    maps that must share fixed axes; the 99.9th percentile of |x| and |y| so one stray code does
+    not shrink the rest, rounded up to a half unit."""
+    r = max(float(np.percentile(np.abs(c), 99.9)) for c in coords)
+    r = np.ceil(r * (1 + pad) * 2) / 2
+    return -float(r), float(r)
 
 
 def stage_starts(dyn: Dynamics) -> list[tuple[int, int]]:

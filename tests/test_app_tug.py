@@ -58,7 +58,7 @@ def test_the_page_tells_how_the_default_model_learnt(shipped):
     story = next(m.value for m in shipped.markdown if m.value.startswith("Over "))
     assert "nats" in story and "epochs" in story
     curves = figure(shipped, "reconstruction error −log p(x|z)")
-    assert {t["name"] for t in curves["data"]} == {"train", "test"} and curves["layout"]["xaxis"]["type"] == "log"
+    assert {t["name"] for t in curves["data"]} == {"train", "test"} and curves["layout"]["xaxis"]["type"] == "linear"
     units = figure(shipped, "KL per unit")
     assert {t["name"] for t in units["data"]} == {f"z{u}" for u in range(8)}
     moving = figure(shipped, "codes of 2,000 test digits")
@@ -68,6 +68,9 @@ def test_the_page_tells_how_the_default_model_learnt(shipped):
 
 def test_every_recorded_model_can_be_shown(shipped):
     at = shipped
+    options = [o.replace(" / ", "/") for o in at.selectbox(key=tug_page.MODEL_KEY).options]
+    # the VAEs only: the ladder's autoencoders (no learnt noise) have their own page, not this story
+    assert "default" in options and "ladder/vae" in options and "ladder/ae" not in options and "ladder/ae-noise-kl" not in options
     for name in at.selectbox(key=tug_page.MODEL_KEY).options:
         at.selectbox(key=tug_page.MODEL_KEY).set_value(name.replace(" / ", "/")).run()
         assert not at.exception, (name, at.exception)
@@ -98,6 +101,29 @@ def test_a_bigger_beta_shows_less_information_more_noise_and_links_to_the_explor
     assert url.path == "./" and query["model"] == ["beta/beta-8"] and query["z"] == ["0.5,-1,0,0,0,0,0,2"]
     rd = figure(at, "rate (KL) against distortion")
     assert rd["data"][0]["customdata"][-1] == "beta/beta-8" and any("shipped" in t["name"] for t in rd["data"])
+
+
+def test_the_sweep_text_is_computed_from_the_sweep_and_its_maps_share_labelled_axes(shipped):
+    """No "units collapse" while every beta shows all units active; every beta's map on the same
+    fixed, labelled axes, so codes crowding toward the centre show as a smaller cloud."""
+    at = shipped
+    sweep = [(m, tug_page.tug.sweep_point(n, m.atlas)) for n, m in tug_page._load_all().items() if n.startswith("beta/")]
+    points = tug_page.tug.sorted_sweep([p for _, p in sweep])
+    story = next(m.value for m in at.markdown if m.value.startswith("The same network trained"))
+    if all(p.active_units == p.latent_dim for p in points):
+        assert "collapse to the prior" not in story and f"all {points[0].latent_dim} of {points[0].latent_dim} stay active" in story
+    assert f"from {points[0].kl:.1f} to {points[-1].kl:.1f} nats" in story
+    assert f"{points[0].median_norm:.2f} → {points[-1].median_norm:.2f}" in story
+    ranges = []
+    for name in ("beta/beta-0.25", "beta/beta-8"):
+        at.select_slider(key=tug_page.BETA_KEY).set_value(name).run()
+        fig = figure(at, "axes shared by the sweep")
+        x, y = fig["layout"]["xaxis"], fig["layout"]["yaxis"]
+        assert x["showticklabels"] and y["showticklabels"] and x["title"]["text"].startswith("PC 1")
+        ranges.append((tuple(x["range"]), tuple(y["range"])))
+        caption = " ".join(c.value for c in at.caption)
+        assert f"axes fixed for every β ({x['range'][0]:g} to {x['range'][1]:g})" in caption
+    assert ranges[0] == ranges[1]
 
 
 def test_the_link_opens_that_beta_in_the_explorer_with_the_code(monkeypatch):

@@ -583,7 +583,7 @@ def test_the_tug_of_war_page_plays_training_and_opens_a_beta_in_the_explorer(con
         code = studio_values(pg)
         assert code[2] == 0.6
         pg.locator("[data-testid='stSidebarNav']").get_by_text("The tug of war").click()
-        pg.wait_for_url("**/tug-of-war", timeout=STEP_TIMEOUT)
+        pg.wait_for_url("**/tug-of-war*", timeout=STEP_TIMEOUT)  # the explorer's query may come along
         expect(pg.get_by_text("1 · How the VAE learnt")).to_have_count(1, timeout=RENDER_TIMEOUT)
         expect(pg.locator("[data-testid='stPlotlyChart']")).to_have_count(5, timeout=RENDER_TIMEOUT)
         pg.wait_for_function(TRAINING_MAP_JS, timeout=RENDER_TIMEOUT)
@@ -600,6 +600,7 @@ def test_the_tug_of_war_page_plays_training_and_opens_a_beta_in_the_explorer(con
 
         pg.locator("text=2 · What beta does").scroll_into_view_if_needed()
         expect(pg.get_by_text("β = 1", exact=True)).to_have_count(1, timeout=STEP_TIMEOUT)
+        pg.locator("[data-testid='stPlotlyChart']").nth(3).scroll_into_view_if_needed()  # the plot, not only its header
         point = pg.evaluate(RD_POINT_JS, "beta/beta-8")
         assert point is not None
         pg.mouse.click(point["x"], point["y"])

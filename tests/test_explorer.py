@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import pytest
 
 from explorer import bundle, codes, figures, projection, state
+from explorer import studio as studio_view
 from common.paths import REPO_ROOT as REPO, atlas_path_for
 
 
@@ -189,6 +190,71 @@ def test_latent_map_figure(em):
     assert (a.labels[t3.customdata] == 3).all() and np.allclose(t3.x, a.tsne[t3.customdata, 0])
     assert fig.data[-1].name == "your upload" and fig.data[-1].x == (0.0,)
     assert "test index" in t3.hovertemplate
+    # a swipe scrolls the page unless the learner chose to pan
+    assert fig.layout.dragmode is False
+    assert figures.latent_map_figure(a.tsne, a.labels, "t-SNE", pan=True).layout.dragmode == "pan"
+
+
+def test_density_grid_tells_dense_sparse_and_absent():
+    rng = np.random.default_rng(0)
+    blobs = np.vstack([rng.normal((-3, 0), 0.3, (900, 2)), rng.normal((3, 0), 0.3, (900, 2)),
+                       rng.uniform((-5, 2), (5, 4), (60, 2))])  # two dense blobs, a thin band above
+    xc, yc, classes = figures.density_grid(blobs, (-6, 6), (-6, 6), bins=24)
+    cell = lambda x, y: classes[np.argmin(np.abs(yc - y)), np.argmin(np.abs(xc - x))]  # noqa: E731
+    assert cell(-3, 0) == 2 and cell(3, 0) == 2  # dense
+    assert cell(0, 3) == 1  # the band: sparse
+    assert cell(0, 0) == 0 and cell(0, -5) == 0  # between the blobs and below: no code, a hole
+
+
+def test_the_pca_map_shades_holes_and_the_tsne_map_does_not(em):
+    a = em.atlas
+    pca = figures.latent_map_figure(a.pca, a.labels, "PCA")
+    assert isinstance(pca.data[0], go.Heatmap) and pca.data[0].hoverinfo == "skip"
+    assert {t.name for t in pca.data if t.legendgroup == "background"} == set(figures.DENSITY_CLASSES)
+    assert np.isin(np.asarray(pca.data[0].z), [0, 1, 2]).all()
+    lo, hi = pca.layout.xaxis.range
+    assert lo < a.pca[:, 0].min() and hi > a.pca[:, 0].max()  # a margin of "absent" around the codes
+    tsne = figures.latent_map_figure(a.tsne, a.labels, "t-SNE")
+    assert not any(isinstance(t, go.Heatmap) for t in tsne.data)
+
+
+def test_a_code_off_the_data_is_drawn_apart_on_tsne_and_in_place_on_pca(em):
+    a = em.atlas
+    spacing = studio_view.neighbour_spacing(a.mu)
+    far = a.mu.max(0) + 6.0  # far beyond every test code: the studio calls it a hole
+    assert studio_view.plausibility(far, a.mu, spacing).verdict == "hole"
+    near = a.mu[7]
+    marks = {p: [figures.map_marker("your upload", far, a, p, spacing, "diamond"),
+                 figures.map_marker("your drawing", near, a, p, spacing, "square")] for p in ("PCA", "t-SNE")}
+    assert marks["t-SNE"][0][3].startswith("a hole, ") and marks["t-SNE"][1][3] == ""
+    tsne = figures.latent_map_figure(a.tsne, a.labels, "t-SNE", marks["t-SNE"])
+    upload, drawing = tsne.data[-2], tsne.data[-1]
+    assert upload.name == "your upload (off the data)" and drawing.name == "your drawing"
+    assert upload.x[0] < a.tsne[:, 0].min()  # left of every digit: in the "off the data" box, not among neighbours
+    assert np.allclose([drawing.x[0], drawing.y[0]], projection.knn_place(near, a.mu, a.tsne))
+    assert any("off the data" in ann.text for ann in tsne.layout.annotations)
+    pca = figures.latent_map_figure(a.pca, a.labels, "PCA", marks["PCA"])
+    exact = projection.pca_project(far, a.pca_mean, a.pca_components)
+    assert np.allclose([pca.data[-2].x[0], pca.data[-2].y[0]], exact, atol=1e-5)  # PCA is exact: in place
+    assert pca.data[-2].name == "your upload (off the data)"
+    lo, hi = pca.layout.xaxis.range
+    assert lo <= exact[0] <= hi  # and on screen
+
+
+def test_path_figure_puts_distance_and_norm_on_separate_panels():
+    t = np.linspace(0, 1, 5)
+    fig = figures.path_figure(t, np.array([0.1, 0.8, 2.5, 0.8, 0.1]), ["typical", "typical", "sparse", "typical", "typical"],
+                              1.0, 4.0, np.array([3.0, 2.0, 1.2, 2.0, 3.0]))
+    distance, norm = fig.data
+    assert distance.yaxis == "y" and norm.yaxis == "y2" and fig.layout.yaxis2.overlaying is None
+    top, bottom = fig.layout.yaxis.domain, fig.layout.yaxis2.domain
+    assert min(top) >= max(bottom)  # stacked, never drawn over each other
+    hole_lines = [s for s in fig.layout.shapes if s.type == "line" and s.y0 == 4.0]
+    assert len(hole_lines) == 1 and hole_lines[0].yref == "y"  # the threshold belongs to the distance axis
+    assert fig.layout.yaxis.range[1] > 4.0 and fig.layout.yaxis2.tickformat == ".1f"
+    titles = [a for a in fig.layout.annotations if a.text.startswith(("distance", "norm"))]
+    assert len(titles) == 2 and all(a.xanchor == "left" and a.x == 0 for a in titles)  # horizontal, left: clear of the toolbar
+    assert not fig.layout.yaxis.title.text and not fig.layout.yaxis2.title.text  # no rotated titles
 
 
 def test_posterior_figure():

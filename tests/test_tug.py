@@ -82,4 +82,69 @@ def test_a_sweep_point_reads_the_atlas(tiny_models_dir):
     assert p.mean_sigma == pytest.approx(float(np.exp(0.5 * atlas.logvar).mean()))
     fig = tug_figures.rate_distortion_figure([p, tug.SweepPoint(**{**p.__dict__, "name": "y", "beta": 2.0})],
                                              [("default", p)], selected="y")
-    assert list(fig.data[0].customdata) == ["x", "y"] and [t.name for t in fig.data] == ["beta sweep", "default", "selected"]
+    assert list(fig.data[0].customdata) == ["x", "y"] and [t.name for t in fig.data] == ["beta sweep", "default, β=1", "selected"]
+
+
+def point(beta: float, kl: float, recon: float, active: int, sigma: float, norm: float, d: int = 8) -> tug.SweepPoint:
+    return tug.SweepPoint(name=f"beta/beta-{beta:g}", beta=beta, kl=kl, recon=recon, nll=None, iw_samples=None,
+                          active_units=active, latent_dim=d, mean_sigma=sigma, median_norm=norm)
+
+
+def test_the_sweep_story_says_collapse_only_when_units_collapse():
+    every = [point(0.25, 23.3, 93.3, 8, 0.08, 3.52), point(8, 4.7, 136.4, 8, 0.60, 2.18)]
+    story = " ".join(tug.sweep_story(every))
+    assert "collapse to the prior" not in story and "No unit collapses in this sweep: all 8 of 8 stay active at every β" in story
+    assert "KL falls from 23.3 to 4.7 nats" in story and "rises from 93.3 to 136.4 nats" in story
+    assert "mean σ 0.08 at β = 0.25, 0.60 at β = 8" in story and "move in toward the prior's centre" in story
+    assert "3.52 → 2.18" in story
+    some = [point(0.5, 20, 90, 8, 0.1, 3.0), point(4, 8, 110, 6, 0.4, 2.5), point(16, 2, 150, 3, 0.8, 1.5)]
+    story = " ".join(tug.sweep_story(some))
+    assert "Units collapse to the prior as β grows: 6 of 8 active at β = 4, 3 of 8 at β = 16" in story
+    assert "No unit collapses" not in story
+
+
+def test_the_sweeps_maps_share_fixed_labelled_axes(tiny_models_dir):
+    atlas = bundle.load_explorer_model(tiny_models_dir / "default.pt").atlas
+    wide = dataclasses.replace(atlas, pca=atlas.pca * 3)  # a small beta: codes spread out
+    r = tug.shared_range([atlas.pca, wide.pca])
+    assert r[0] == -r[1] and r[1] >= np.abs(wide.pca).max() * 0.9 and r[1] * 2 == round(r[1] * 2)
+    figs = [tug_figures.sweep_map_figure(a, beta, r) for a, beta in ((wide, 0.25), (atlas, 8.0))]
+    for fig in figs:
+        assert tuple(fig.layout.xaxis.range) == r and tuple(fig.layout.yaxis.range) == r
+        assert fig.layout.xaxis.showticklabels and fig.layout.yaxis.showticklabels
+        assert fig.layout.xaxis.constrain == "domain" and fig.layout.yaxis.constrain == "domain"  # ranges kept
+        assert fig.data[-1].name == "z = 0"
+    assert "β = 0.25" in figs[0].layout.title.text and "β = 8" in figs[1].layout.title.text
+
+
+def test_the_rate_distortion_plot_keeps_labels_inside_and_tells_shipped_models_apart():
+    sweep = [point(b, kl, rec, 8, 0.1, 2.0) for b, kl, rec in ((0.25, 23.3, 93.3), (1, 16.0, 97.3), (8, 4.7, 136.4))]
+    default, seed = point(1, 16.4, 82.4, 8, 0.15, 2.8), point(1, 16.3, 95.4, 8, 0.14, 2.9)
+    fig = tug_figures.rate_distortion_figure(sweep, [("default (shipped)", default), ("seed (shipped)", seed)])
+    trace = fig.data[0]
+    assert list(trace.text) == ["β=0.25", "β=1", "β=8"]
+    assert trace.textposition[0] == "top left" and "right" not in "".join(trace.textposition)  # β=0.25 is right-most
+    assert trace.cliponaxis is False
+    x, y = fig.layout.xaxis.range, fig.layout.yaxis.range
+    assert x[0] < 4.7 and x[1] > 23.3 and y[0] < 82.4 and y[1] > 136.4  # every point and star inside
+    marks = fig.data[1:3]
+    assert marks[0].marker.symbol != marks[1].marker.symbol and marks[0].marker.color != marks[1].marker.color
+    assert all(m.marker.symbol.endswith("-open") for m in marks)  # a sweep point under a symbol stays visible
+    assert [m.name for m in marks] == ["default (shipped), β=1", "seed (shipped), β=1"]
+    note = tug.marked_note([("default", default), ("seed", seed)], sweep)
+    assert "default 14.9 nats below the sweep's β = 1; seed 1.9 nats below the sweep's β = 1" in note
+    assert tug.marked_note([("odd", point(3, 1, 1, 8, 0.1, 1))], sweep) == ""
+
+
+def test_training_curves_use_a_linear_epoch_axis_ending_at_the_last_epoch_with_the_stage_shaded():
+    e = 290
+    stage = [0] * 250 + [1] * 40
+    dyn = record(np.linspace(30, 16, e), np.linspace(140, 82, e), [2] * 4, stage=stage)
+    for fig in (tug_figures.curves_figure(dyn, ["ELBO", "IWAE bound (k=5)"]), tug_figures.per_unit_figure(dyn, ["ELBO", "IWAE"])):
+        for axis in (fig.layout.xaxis, fig.layout.xaxis2):
+            assert axis.type == "linear" and axis.range[1] == pytest.approx(290.5) and axis.range[0] == 0
+        rects = [s for s in fig.layout.shapes if s.type == "rect"]
+        assert len(rects) == 2 and all(s.x1 - s.x0 == pytest.approx(40) for s in rects)
+        note = next(a for a in fig.layout.annotations if "epochs 251-290" in a.text)
+        titles = [a for a in fig.layout.annotations if a.text.startswith(("reconstruction", "KL", "mean"))]
+        assert note.yanchor == "top" and note.y < 1 and all(t.y >= 1 for t in titles)  # inside the plot, under the titles
