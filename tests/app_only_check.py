@@ -1,11 +1,11 @@
-"""Proves the app runs from the lean install (requirements-app.txt): no torch, no training package.
+"""Proves the app runs from the lean install (hosted/requirements.txt): no torch, no training package.
 
-    PYTHONPATH=. python tests/app_only_check.py [--block-torch]
+    PYTHONPATH=. python tests/app_only_check.py [--block-torch] [--app hosted/streamlit_app.py]
 
 Drives the real app through AppTest on the shipped models: start, a new code (the prior button), an upload. Exits 1
 with the reason if anything fails or if torch (or the torch-bound training package) got imported.
-`.ci/run` runs it in a fresh venv holding only requirements-app.txt; tests/test_app_only.py runs it
-in the full environment with torch blocked. Not collected by pytest (no test_ prefix).
+`.ci/run` runs it with the hosted entrypoint in a fresh venv holding only hosted/requirements.txt (which
+requirements-app.txt includes); tests/test_app_only.py runs it in the full environment with torch blocked. Not collected by pytest (no test_ prefix).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ class _Refuse(importlib.abc.MetaPathFinder):
         return None
 
 
-def check() -> list[str]:
-    """Run the app and return the problems found (empty: all good)."""
+def check(app: Path = REPO / "streamlit_app.py") -> list[str]:
+    """Run the app from entrypoint `app` and return the problems found (empty: all good)."""
     import logging
 
     from streamlit.testing.v1 import AppTest
@@ -39,7 +39,7 @@ def check() -> list[str]:
         lambda record: "missing ScriptRunContext" not in record.getMessage())
 
     problems: list[str] = []
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
+    at = AppTest.from_file(str(app), default_timeout=120)
     at.run()
     if at.exception or at.error:
         return [f"start: {[e.value for e in at.exception]} {[e.value for e in at.error]}"]
@@ -65,10 +65,12 @@ def check() -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--block-torch", action="store_true", help="refuse torch, training and sklearn imports")
+    parser.add_argument("--app", type=Path, default=REPO / "streamlit_app.py",
+                        help="the entrypoint to run (default streamlit_app.py; .ci/run checks hosted/streamlit_app.py)")
     args = parser.parse_args()
     if args.block_torch:
         sys.meta_path.insert(0, _Refuse())
-    problems = check()
+    problems = check(args.app.resolve())
     for p in problems:
         print(f"app-only check FAILED: {p}", file=sys.stderr)
     if not problems:
