@@ -346,6 +346,7 @@ def render() -> None:
     for notice in notices:
         st.warning(visitor_text(notice), icon="🔗")  # notices quote the link's values
     st.session_state[keep_panel.FULL_RUN_KEY] = True
+    studio.payloads_ui(m)  # outside the fragment: a release does not rebuild the payloads
     code_ui(m, st.session_state.get("projection") or "t-SNE")
     st.divider()
     left, right = st.columns([1.3, 1], gap="large")

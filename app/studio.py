@@ -2,8 +2,10 @@
 
 The JavaScript and CSS are plain files in app/frontend/, read once and registered with Custom
 Components v2. Python gives the studio the model payload (explorer.studio.model_payload, sent once
-per model and browser) and the small view; it takes back the code on each slider release and the
-pad's PNG after each stroke. Callbacks write the one code in session state (explorer.state).
+per model and browser), one decoder payload per other member of the model's family folder (each its
+own unchanging input, so each is sent once too) and the small view; it takes back the code on each
+slider release and the pad's PNG after each stroke. Callbacks write the one code in session state
+(explorer.state).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from explorer.preprocess import UnusableImageError
 FRONTEND = Path(__file__).parent / "frontend"
 STUDIO_KEY = "studio"
 PAYLOAD_KEY = "studio_model"
+MEMBER_KEY = "studio_member_{}"  # one decoder payload per family member, keyed by its name
+BAND_KEY = "studio_band"  # the posterior band shown with the current revision (explorer.studio.Band)
+UPLOAD_KEY, UPLOAD_SOURCE = "upload", "your upload"  # the explorer page's uploader and its code's source
 PAD_KEY = "pad"
 SIGNAL_KEY = "studio_first_frame"
 READY_KEY = "studio_ready"  # True once the browser's studio has drawn its first digit
@@ -66,23 +71,92 @@ def payload(_m: bundle.ExplorerModel, sha: str) -> bytes:
     return studio.model_payload(_m, spacing(_m, sha))
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def member_payload(_m: bundle.ExplorerModel, sha: str) -> bytes:
+    """A family member's decoder payload (explorer.studio.decoder_payload), once per member."""
+    return studio.decoder_payload(_m)
+
+
+def family(m: bundle.ExplorerModel) -> list[bundle.ExplorerModel]:
+    """The loaded members of m's family folder (m included), in display order; [] outside a family.
+    A member that does not load, or has another latent size, is left out (opening it says why)."""
+    members = []
+    for path in studio.family_paths(m):
+        member = m if path.resolve() == m.path.resolve() else models.load_model_or_error(str(path), models.file_version(path))
+        if isinstance(member, bundle.ExplorerModel) and member.latent_dim == m.latent_dim:
+            members.append(member)
+    return members if len(members) > 1 else []
+
+
+def _found_band(m: bundle.ExplorerModel, cs: state.CodeState) -> studio.Band | None:
+    """The posterior of the digit the current code was loaded from, if it was a clicked, drawn or
+    uploaded digit of this model: its mean, snapped to the sliders, must be the revision's code
+    (a code carried over from another model, or re-encoded since, gets no stale band)."""
+    candidates: list[tuple[np.ndarray, np.ndarray]] = []
+    sel = st.session_state.get(state.SELECTED_KEY)
+    if isinstance(sel, (int, np.integer)) and "test digit" in cs.source:
+        # The selection names a test digit by its MNIST test index, or (older sessions) by its atlas
+        # row: the same for a full atlas; for a subset atlas the mean check below picks the right one.
+        for row in {int(m.atlas.rows_of(np.array([sel]))[0]), int(sel)}:
+            if 0 <= row < m.atlas.size:
+                candidates.append((m.atlas.mu[row], np.exp(0.5 * m.atlas.logvar[row])))
+    elif cs.source.startswith(DRAWING_SOURCE):
+        drawing = st.session_state.get(DRAWING_KEY)
+        if isinstance(drawing, Drawing) and drawing.analysis is not None:
+            candidates.append((drawing.analysis.mu, drawing.analysis.sigma))
+    elif cs.source.startswith(UPLOAD_SOURCE) and (f := st.session_state.get(UPLOAD_KEY)) is not None:
+        try:
+            a = models.analyse_upload(m, m.sha256, f.getvalue())  # cached: the page analysed it already
+            candidates.append((a.mu, a.sigma))
+        except Exception:  # noqa: BLE001 - the upload panel says what is wrong with it; no band then
+            pass
+    for mu, sigma in candidates:
+        if state.snap(mu) == tuple(cs.shown()):
+            return studio.make_band(cs.source, mu, sigma, m, cs.rev)
+    return None
+
+
+def band(m: bundle.ExplorerModel, cs: state.CodeState) -> studio.Band | None:
+    """The band to draw now (explorer.studio.band_to_show), remembered for the revision's releases."""
+    kept = st.session_state.get(BAND_KEY)
+    shown = studio.band_to_show(_found_band(m, cs), kept if isinstance(kept, studio.Band) else None, m, cs.rev)
+    if shown is None:
+        st.session_state.pop(BAND_KEY, None)
+    else:
+        st.session_state[BAND_KEY] = shown
+    return shown
+
+
 def _on_release(dim: int) -> None:
     value = st.session_state.get(STUDIO_KEY)
     release = value.get("release") if isinstance(value, dict) else None
     state.take_release(st.session_state, release, dim)  # a malformed value changes nothing
 
 
+def payloads_ui(m: bundle.ExplorerModel) -> None:
+    """Mount the model's payload and each other family member's decoder payload (invisible).
+
+    Call it outside the studio's fragment: a slider release reruns only the fragment, which then
+    does not rebuild and hash these MBs again (same key and bytes on every full run: Streamlit's
+    message cache sends each once per browser)."""
+    comp, _ = _components()
+    with st.container(gap=None):  # invisible mounts: no gaps between them
+        comp(key=PAYLOAD_KEY, data=payload(m, m.sha256))
+        for member in family(m):
+            if member is not m:  # the open model's decoder is in its own payload
+                comp(key=MEMBER_KEY.format(member.name), data=member_payload(member, member.sha256))
+
+
 def studio_ui(m: bundle.ExplorerModel, projection: str) -> None:
-    """Mount the model payload (invisible) and the studio at the current code's revision.
+    """Mount the studio at the current code's revision (payloads_ui mounts what it decodes with).
 
     The view holds the code of the revision (CodeState.shown), not each released code: a release
     then leaves the studio's element unchanged, so Streamlit does not resend it (with its script)."""
     comp, _ = _components()
     cs = state.current(st.session_state, m.latent_dim)
-    # Same key and same bytes on every rerun: Streamlit's message cache sends the payload once.
-    comp(key=PAYLOAD_KEY, data=payload(m, m.sha256))
-    comp(key=STUDIO_KEY, data=studio.view_data(m, np.array(cs.shown()), cs.rev, projection),
-         on_release_change=functools.partial(_on_release, m.latent_dim))
+    view = studio.view_data(m, np.array(cs.shown()), cs.rev, projection,
+                            family=[studio.family_entry(x, m) for x in family(m)], band=band(m, cs))
+    comp(key=STUDIO_KEY, data=view, on_release_change=functools.partial(_on_release, m.latent_dim))
 
 
 def _on_ready() -> None:

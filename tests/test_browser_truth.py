@@ -150,11 +150,11 @@ def test_a_link_to_a_subset_models_digit_shows_that_mnist_test_digit(context, sh
         wait_studio_code(pg, _snapped(beta8.mu[row]))
         expect(code_line(pg)).to_contain_text("Code from test digit #4970:", timeout=STEP_TIMEOUT)
         readout = pg.locator("p.plausibility")
-        expect(readout).to_contain_text("(#", timeout=STEP_TIMEOUT)
+        expect(readout).to_contain_text("(test #", timeout=STEP_TIMEOUT)
         z = np.array(studio_values(pg))
         nearest = int(np.argmin(((beta8.mu - z) ** 2).sum(1)))
         number = int(beta8.test_index[nearest])
-        expect(readout).to_contain_text(f"Nearest test digit: {state.a_digit(int(beta8.labels[nearest]))} (#{number})")
+        expect(readout).to_contain_text(f"Nearest test digit: {state.a_digit(int(beta8.labels[nearest]))} (test #{number})")
         assert f"(#{number})" in code_line(pg).inner_text()
         assert "digit=4970" in pg.url
         pg.screenshot(path=str(shots / "subset_link.png"))

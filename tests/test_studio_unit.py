@@ -45,6 +45,9 @@ def test_payload_round_trip_header(em, spacing, payload):
     assert header["latent_dim"] == em.latent_dim == 8
     assert header["activation"] == em.atlas.model_config.get("activation", "relu")
     assert header["spacing"] == asdict(spacing)
+    assert header["kind"] == "model"
+    # the verdict's cut-offs travel as Python computed them: the browser only compares
+    assert header["thresholds"] == {"typical_max": spacing.p95, "sparse_max": 3.0 * spacing.p99}
     assert header["tsne_neighbours"] == studio.TSNE_NEIGHBOURS
     expected = _atlas_decoder(em)
     assert len(header["layers"]) == len(expected) == 2
@@ -68,6 +71,33 @@ def test_payload_round_trip_atlas_arrays(em, payload):
     assert arrays["labels"].dtype == np.uint8
     np.testing.assert_array_equal(arrays["labels"], a.labels)
     assert arrays["mu"].shape == (300, 8) and arrays["tsne"].shape == (300, 2) and arrays["labels"].shape == (300,)
+    # the MNIST test index of each row (the whole test set here: row i is test digit i)
+    assert arrays["test_index"].dtype == np.int32
+    np.testing.assert_array_equal(arrays["test_index"], np.arange(300))
+
+
+def test_payload_names_a_subset_atlas_rows_by_their_test_index(em, spacing):
+    import dataclasses
+
+    rows = np.arange(0, 600, 2, dtype=np.int32)  # as if the atlas held every other test digit
+    sub = dataclasses.replace(em, atlas=dataclasses.replace(em.atlas, test_index=rows))
+    _, arrays = studio.read_payload(studio.model_payload(sub, spacing))
+    np.testing.assert_array_equal(arrays["test_index"], rows)
+
+
+def test_decoder_payload_holds_the_decoder_only_and_decodes_like_the_app(em):
+    header, arrays = studio.read_payload(studio.decoder_payload(em))
+    assert header["kind"] == "decoder" and header["id"] == studio.model_id(em)
+    assert set(arrays) == {name for layer in header["layers"] for name in (layer["weight"], layer["bias"])}
+    assert "thresholds" not in header and "spacing" not in header
+    z = np.random.default_rng(1).normal(size=(4, 8)).astype(np.float32)
+    act = ACTIVATIONS[header["activation"]]
+    h = z.astype(np.float64)
+    for i, layer in enumerate(header["layers"]):
+        h = h @ arrays[layer["weight"]].T.astype(np.float64) + arrays[layer["bias"]]
+        h = act(h) if i < len(header["layers"]) - 1 else h
+    np.testing.assert_allclose(1 / (1 + np.exp(-h)), codes.decode_pixels(em.model, z).reshape(4, -1), atol=1e-5, rtol=0)
+    assert studio.decoder_payload(em) == studio.decoder_payload(em)  # byte-identical: sent once
 
 
 def test_payload_layout_is_aligned_and_arrays_do_not_overlap(payload):
@@ -78,9 +108,9 @@ def test_payload_layout_is_aligned_and_arrays_do_not_overlap(payload):
     assert blob_start % 4 == 0  # so offsets that are multiples of 4 are aligned in the whole buffer too
     spans = []
     for name, spec in header["arrays"].items():
-        itemsize = 4 if spec["dtype"] == "float32" else 1
-        assert spec["dtype"] in ("float32", "uint8"), name
-        if spec["dtype"] == "float32":
+        itemsize = 1 if spec["dtype"] == "uint8" else 4
+        assert spec["dtype"] in ("float32", "int32", "uint8"), name
+        if itemsize == 4:  # typed-array views in the browser need 4-byte alignment
             assert spec["offset"] % 4 == 0, name
             assert (blob_start + spec["offset"]) % 4 == 0, name
         spans.append((spec["offset"], spec["offset"] + itemsize * int(np.prod(spec["shape"])), name))
@@ -157,6 +187,33 @@ def test_verdict_thresholds():
     assert studio.verdict(100.0, s) == "hole"
 
 
+def test_thresholds_are_the_verdicts_cut_offs():
+    s = studio.NeighbourSpacing(median=0.5, p95=1.0, p99=2.0)
+    t = studio.thresholds(s)
+    assert t == studio.Thresholds(typical_max=1.0, sparse_max=6.0)
+    for d in (0.0, 0.999, 1.0, 1.001, 5.99, 6.0, 6.01, 50.0):
+        want = "typical" if d <= t.typical_max else "sparse" if d <= t.sparse_max else "hole"
+        assert studio.verdict(d, s) == want
+
+
+def test_tsne_place_marks_a_hole_off_the_data_and_places_the_rest_by_knn(em, spacing):
+    from explorer.projection import knn_place
+
+    a = em.atlas
+    near = a.mu[5] + 0.01
+    place = studio.tsne_place(near, a.mu, a.tsne, spacing)
+    assert not place.off_data
+    np.testing.assert_allclose(place.xy, knn_place(near, a.mu, a.tsne, studio.TSNE_NEIGHBOURS), rtol=1e-6)
+    far = np.full(8, 4.0, np.float32)  # every slider at its end: far from every test code
+    assert studio.plausibility(far, a.mu, spacing).verdict == "hole"
+    assert studio.tsne_place(far, a.mu, a.tsne, spacing) == studio.MapPlace(None, True)
+
+
+def test_digit_phrase_uses_an_before_eight():
+    assert [studio.digit_phrase(d) for d in (0, 1, 8, 9)] == ["a 0", "a 1", "an 8", "a 9"]
+    assert studio.digit_phrase(np.uint8(8)) == "an 8"
+
+
 def test_plausibility_finds_the_nearest_code():
     mu = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=np.float32)
     s = studio.NeighbourSpacing(median=1.0, p95=1.0, p99=1.0)
@@ -205,6 +262,53 @@ def test_view_data_is_small_json_and_follows_the_inputs(em):
     assert view["strip"] == list(studio.STRIP_VALUES)
     assert json.loads(text) == view
     assert studio.view_data(em, code, np.int64(3), "PCA")["rev"] == 3
+    assert view["family"] == [] and view["band"] is None
+
+
+def test_view_data_carries_the_family_and_the_band(em):
+    band = studio.make_band("clicked test digit #3", em.atlas.mu[3], np.exp(0.5 * em.atlas.logvar[3]), em, 4)
+    family = [studio.family_entry(em, em)]
+    view = studio.view_data(em, em.atlas.mu[3], 4, "PCA", family=family, band=band)
+    assert json.loads(json.dumps(view)) == view
+    assert view["family"] == [{"id": studio.model_id(em), "name": em.name, "label": em.name.rsplit("/", 1)[-1], "open": True}]
+    assert view["band"]["what"] == "clicked test digit #3"
+    assert view["band"]["mu"] == pytest.approx(em.atlas.mu[3].tolist(), abs=1e-4)
+    assert view["band"]["sigma"] == pytest.approx(np.exp(0.5 * em.atlas.logvar[3]).tolist(), abs=1e-4)
+    assert len(json.dumps(view).encode()) < 2500
+
+
+# --- family and band --------------------------------------------------------------------------
+
+def _touch(folder, *names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        (folder / n).write_bytes(b"")
+    return folder
+
+
+def test_family_paths_lists_the_folder_in_display_order(em, tmp_path):
+    import dataclasses
+
+    top = _touch(tmp_path, "default.pt")
+    beta = _touch(tmp_path / "beta", "beta-8.pt", "beta-0.25.pt", "beta-2.pt", "beta-2.last.pt")
+    ladder = _touch(tmp_path / "ladder", "vae.pt", "ae.pt", "ae-noise-kl.pt", "ae-noise.pt")
+    at = lambda path: dataclasses.replace(em, path=path)  # noqa: E731
+    assert studio.family_paths(at(top / "default.pt"), tmp_path) == []  # top level: no family
+    assert [p.name for p in studio.family_paths(at(beta / "beta-2.pt"), tmp_path)] == ["beta-0.25.pt", "beta-2.pt", "beta-8.pt"]
+    assert [p.stem for p in studio.family_paths(at(ladder / "ae.pt"), tmp_path)] == list(studio.LADDER_ORDER)
+
+
+def test_band_follows_its_revision_and_model(em):
+    sigma = np.full(8, 0.5)
+    band = studio.make_band("your drawing", em.atlas.mu[0], sigma, em, 3)
+    assert band.mu == tuple(float(v) for v in em.atlas.mu[0]) and band.rev == 3 and band.model == studio.model_id(em)
+    other = studio.make_band("your upload", em.atlas.mu[1], sigma, em, 5)
+    assert studio.band_to_show(other, band, em, 5) is other  # a new digit wins
+    assert studio.band_to_show(None, band, em, 3) is band  # releases keep the revision: the band stays
+    assert studio.band_to_show(None, band, em, 4) is None  # a reset or a prior draw: no digit, no band
+    import dataclasses
+    moved = dataclasses.replace(em, sha256="f" * 64)
+    assert studio.band_to_show(None, band, moved, 3) is None  # another model: its posterior differs
 
 
 # --- state ------------------------------------------------------------------------------------
