@@ -149,7 +149,7 @@ def test_a_link_to_a_subset_models_digit_shows_that_mnist_test_digit(context, sh
         expect(image_with_caption(pg, f"test #4970 ({label})")).to_have_count(1, timeout=RENDER_TIMEOUT)
         wait_studio_code(pg, _snapped(beta8.mu[row]))
         expect(code_line(pg)).to_contain_text("Code from test digit #4970:", timeout=STEP_TIMEOUT)
-        readout = pg.locator("p.plausibility")
+        readout = pg.locator(".plausibility")
         expect(readout).to_contain_text("(test #", timeout=STEP_TIMEOUT)
         z = np.array(studio_values(pg))
         nearest = int(np.argmin(((beta8.mu - z) ** 2).sum(1)))
