@@ -124,7 +124,7 @@ def code_ui(m: bundle.ExplorerModel, proj: str) -> None:
     nearest, _ = projection.nearest(z, m.atlas.mu, NEAREST_SHOWN)
     number = state.digit_number(m.atlas.test_index, p.nearest)
     st.caption(f"Code from **{cs.label()}**: z = [{', '.join(f'{v:+.2f}' for v in z)}] · nearest test digit: "
-               f"{state.a_digit(int(m.atlas.labels[p.nearest]))} (#{number}), {p.distance:.2f} away → **{p.verdict}**")
+               f"{state.a_digit(int(m.atlas.labels[p.nearest]))} (test #{number}), {p.distance:.2f} away → **{p.verdict}**")
     st.image(figures.image_grid(m.atlas.images[nearest].reshape(-1, 28, 28) / 255.0, cols=len(nearest), scale=2),
              caption="the test digits that encode nearest to this code: "
              + ", ".join(str(int(m.atlas.labels[i])) for i in nearest))

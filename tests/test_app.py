@@ -83,7 +83,7 @@ def test_starts_on_the_shipped_default_model(monkeypatch):
     assert any("NLL" in label for label in labels) and "active units" in labels
     assert all(m.value != "–" for m in at.sidebar.metric)  # every fact present for the shipped model
     # It opens on a real digit (test digit #0, a 7), not on the blur at z = 0.
-    assert code_caption(at).startswith("Code from **test digit #0**: z = [") and "a 7 (#0)" in code_caption(at)
+    assert code_caption(at).startswith("Code from **test digit #0**: z = [") and "a 7 (test #0)" in code_caption(at)
     assert at.session_state[state.SELECTED_KEY] == 0 and any(v != 0.0 for v in code(at))
 
 
@@ -307,7 +307,7 @@ def test_a_link_to_a_subset_models_digit_selects_that_test_digit(tmp_path, tiny_
     assert not at.warning and at.session_state[state.SELECTED_KEY] == 30
     assert code(at) == state.snap(sub.mu[10]) and "Code from **test digit #30**" in code_caption(at)
     nearest = int(np.argmin(((sub.mu - np.array(code(at))) ** 2).sum(1)))  # the snapped code's nearest row
-    assert f"{state.a_digit(int(sub.labels[nearest]))} (#{3 * nearest})," in code_caption(at)  # named by its MNIST index
+    assert f"{state.a_digit(int(sub.labels[nearest]))} (test #{3 * nearest})," in code_caption(at)  # named by its MNIST index
     captions = [c for img in at.image for c in img.captions]
     assert f"test #30 ({state.a_digit(int(sub.labels[10]))})" in captions
     assert at.query_params["digit"] == "30"

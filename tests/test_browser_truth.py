@@ -155,7 +155,7 @@ def test_a_link_to_a_subset_models_digit_shows_that_mnist_test_digit(context, sh
         nearest = int(np.argmin(((beta8.mu - z) ** 2).sum(1)))
         number = int(beta8.test_index[nearest])
         expect(readout).to_contain_text(f"Nearest test digit: {state.a_digit(int(beta8.labels[nearest]))} (test #{number})")
-        assert f"(#{number})" in code_line(pg).inner_text()
+        assert f"(test #{number})" in code_line(pg).inner_text()
         assert "digit=4970" in pg.url
         pg.screenshot(path=str(shots / "subset_link.png"))
         assert_healthy(pg)
