@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from bench.harness import CHROMIUM_ARGS, AppServer, chromium_path
+from bench.harness import CHROMIUM_ARGS, AppServer, browser_bench_main, chromium_path
 from bench.studio import TIMEOUT_MS, _open, _quantile, _releases, _settle
 
 DRAG_MOVES = 60
@@ -107,17 +107,7 @@ def measure(models: Path, model: str = "beta/beta-8", timeout: float = 120.0) ->
 
 
 def main() -> int:
-    import argparse
-
-    from explorer import bundle
-
-    ap = argparse.ArgumentParser(prog="python -m bench.family", description=__doc__.splitlines()[0])
-    ap.add_argument("--models", type=Path, default=None, help="models folder (default: the app's)")
-    ap.add_argument("--model", default="beta/beta-8", help="a model of a family folder (default beta/beta-8)")
-    args = ap.parse_args()
-    for name, value in measure((args.models or bundle.models_dir()).resolve(), args.model).items():
-        print(f"{name}={value:.2f}")
-    return 0
+    return browser_bench_main("python -m bench.family", __doc__, measure, model="beta/beta-8")
 
 
 if __name__ == "__main__":

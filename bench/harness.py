@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,3 +114,23 @@ class AppServer:
                 continue
             break
         self.proc = None
+
+
+def browser_bench_main(prog: str, doc: str | None, measure: Callable[..., dict[str, float]],
+                       argv: Sequence[str] | None = None, model: str | None = None) -> int:
+    """The command line of a browser benchmark: `--models FOLDER` (and `--model NAME` when `model` gives
+    its default), then measure(models folder[, model]) printed as name=value lines."""
+    import argparse
+
+    from explorer import bundle
+
+    ap = argparse.ArgumentParser(prog=prog, description=(doc or prog).splitlines()[0])
+    ap.add_argument("--models", type=Path, default=None, help="models folder (default: the app's)")
+    if model is not None:
+        ap.add_argument("--model", default=model, help=f"the model to open (default {model})")
+    args = ap.parse_args(argv)
+    folder = (args.models or bundle.models_dir()).resolve()
+    figures = measure(folder) if model is None else measure(folder, args.model)
+    for name, value in figures.items():
+        print(f"{name}={value:.2f}")
+    return 0

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import CHROMIUM_ARGS, CONNECTED, SCRIPT_IDLE_JS, AppServer, chromium_path
+from bench.harness import CHROMIUM_ARGS, CONNECTED, SCRIPT_IDLE_JS, AppServer, browser_bench_main, chromium_path
 
 TIMEOUT_MS = 120_000
 DRAG_MOVES = 60  # 2.2 px each on the 1440-px-wide page: every move is a new slider value
@@ -162,16 +162,7 @@ def measure(models: Path, timeout: float = 120.0) -> dict[str, float]:
 
 
 def main() -> int:
-    import argparse
-
-    from explorer import bundle
-
-    ap = argparse.ArgumentParser(prog="python -m bench.studio", description=__doc__.splitlines()[0])
-    ap.add_argument("--models", type=Path, default=None, help="models folder (default: the app's)")
-    args = ap.parse_args()
-    for name, value in measure((args.models or bundle.models_dir()).resolve()).items():
-        print(f"{name}={value:.2f}")
-    return 0
+    return browser_bench_main("python -m bench.studio", __doc__, measure)
 
 
 if __name__ == "__main__":
