@@ -188,3 +188,18 @@ def tiny_models_dir(tmp_path_factory) -> Path:
     for f in TINY_MODELS.iterdir():
         shutil.copy2(f, folder / f.name)
     return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_app_server(tiny_models_dir, tmp_path_factory):
+    """The real `streamlit run streamlit_app.py` with the shipped config, on a free loopback port, over the
+    tiny test models (bench.harness.AppServer); one per test module."""
+    from bench.harness import AppServer
+
+    app = AppServer(tiny_models_dir, tmp_path_factory.mktemp("streamlit") / "server.log")
+    try:
+        app.start(timeout=90)
+    except (RuntimeError, TimeoutError) as e:
+        pytest.fail(str(e))
+    yield app
+    app.stop()

@@ -280,16 +280,8 @@ def test_streamlits_component_value_parsers_take_a_deep_value_as_no_value():
 
 
 @pytest.fixture(scope="module")
-def live_server(tiny_models_dir, tmp_path_factory):
-    from bench.harness import AppServer
-
-    app = AppServer(tiny_models_dir, tmp_path_factory.mktemp("streamlit") / "server.log")
-    try:
-        app.start(timeout=90)
-    except (RuntimeError, TimeoutError) as e:
-        pytest.fail(str(e))
-    yield app
-    app.stop()
+def live_server(tiny_app_server):
+    return tiny_app_server
 
 
 @pytest.mark.server

@@ -28,7 +28,6 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import ClientConnection, connect
 
-from bench.harness import AppServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".streamlit" / "config.toml"
@@ -145,15 +144,9 @@ def _put(port: int, path: str, token: str, size: int, chunked: bool) -> int | st
 
 
 @pytest.fixture(scope="module")
-def server(tiny_models_dir, tmp_path_factory):
+def server(tiny_app_server):
     """The real `streamlit run streamlit_app.py` with the shipped config, on a free loopback port."""
-    app = AppServer(tiny_models_dir, tmp_path_factory.mktemp("streamlit") / "server.log")
-    try:
-        app.start(timeout=90)
-    except (RuntimeError, TimeoutError) as e:
-        pytest.fail(str(e))
-    yield app
-    app.stop()
+    return tiny_app_server
 
 
 @pytest.mark.server
