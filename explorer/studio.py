@@ -170,7 +170,7 @@ def family_entry(member: ExplorerModel, open_model: ExplorerModel) -> dict[str, 
 class Band:
     """A digit's posterior q(z|x) = N(mu, sigma^2) drawn on the sliders, and what it belongs to."""
 
-    what: str  # "clicked test digit #12", "your drawing", "your upload"
+    what: str  # the code's source: "test digit #12", "your drawing", "your upload"
     mu: tuple[float, ...]
     sigma: tuple[float, ...]
     model: str  # model_id of the model that encoded it

@@ -257,12 +257,17 @@ def _bands(page) -> list[dict]:
 def test_the_posterior_band_of_a_clicked_or_uploaded_digit_lies_on_the_sliders(page, models_dir):
     from common.atlas_format import load_atlas
 
-    assert all(b["hidden"] for b in _bands(page))  # the start code is no digit's
-    index = _click_map_digit(page)
     atlas = load_atlas(models_dir / "default.atlas.npz")
+    # the page opens on test digit #0's code, so its posterior is on the sliders from the start
+    start = {b["dim"]: b for b in _bands(page)}
+    assert sorted(start) == list(range(8)) and not any(b["hidden"] for b in start.values())
+    assert all(b["mu"] == pytest.approx(atlas.mu[atlas.rows_of([0])[0], d], abs=1e-3) for d, b in start.items())
+    index = _click_map_digit(page)
     mu, sigma = atlas.mu[index], np.exp(0.5 * atlas.logvar[index])
-    page.wait_for_function("() => [...document.querySelectorAll('*')].some(e => e.shadowRoot?.querySelector('div.band:not([hidden])'))",
-                           timeout=STEP_TIMEOUT)
+    # the start digit's band is already up: wait until the bands are the clicked digit's
+    page.wait_for_function("mu => [...document.querySelectorAll('*')].some(e => [...(e.shadowRoot?.querySelectorAll("
+                           "'div.band:not([hidden])') || [])].some(b => Number(b.dataset.dim) === 0 && "
+                           "Math.abs(Number(b.dataset.mu) - mu) < 1e-3))", arg=float(mu[0]), timeout=STEP_TIMEOUT)
     bands = {b["dim"]: b for b in _bands(page)}
     assert sorted(bands) == list(range(8))
     for d, b in bands.items():
@@ -271,7 +276,7 @@ def test_the_posterior_band_of_a_clicked_or_uploaded_digit_lies_on_the_sliders(p
         f = lambda v: (np.clip(v, -4, 4) + 4) / 8  # noqa: E731
         x = lambda v: b["track"]["x"] + 8 + (b["track"]["width"] - 16) * f(v)  # noqa: E731
         assert abs(b["box"]["x"] - x(mu[d] - sigma[d])) <= 1.5 and abs(b["box"]["x"] + b["box"]["width"] - x(mu[d] + sigma[d])) <= 2.5, (d, b)
-    expect(page.get_by_text(f"mu ± sigma of clicked test digit #{index}", exact=False)).to_have_count(1)
+    expect(page.get_by_text(f"mu ± sigma of test digit #{index}", exact=False)).to_have_count(1)
     slider(page, 0).focus()
     page.keyboard.press("ArrowRight")  # a release keeps the revision: the band stays while the learner moves
     expect(code_line(page)).to_contain_text("Code from sliders", timeout=STEP_TIMEOUT)
