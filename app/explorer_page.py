@@ -318,7 +318,7 @@ def render() -> None:
     path = paths[names.index(choice)]
     m = models.load_model_or_error(str(path), models.file_version(path))
     if isinstance(m, bundle.ModelLoadFailure):
-        st.error(f"The model {m.name} cannot be used: {m.problem}.")
+        st.error(f"The model {visitor_text(m.name)} cannot be used: {visitor_text(m.problem)}.")  # a file name, as text
         return
     sidebar_ui(m)
     if st.session_state.get(state.SELECTED_KEY) is not None and selected_row(m) is None:

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import models
+from app.text import visitor_text
 from explorer import bundle, links, state, tug, tug_figures
 from explorer.codes import decode_pixels
 from explorer.grids import tile
@@ -173,7 +174,7 @@ def render() -> None:
     loaded = {n: m for n, m in everything.items() if not isinstance(m, bundle.ModelLoadFailure)}
     for name, problem in everything.items():
         if isinstance(problem, bundle.ModelLoadFailure):
-            st.warning(f"{name} is left out: {problem.problem}")
+            st.warning(f"{visitor_text(name)} is left out: {visitor_text(problem.problem)}")  # file names as text
     if not loaded:
         _log.error("no usable checkpoint in %s", bundle.models_dir())  # the path for the log, not the page
         st.error("No usable model in the models folder.")
