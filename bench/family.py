@@ -23,13 +23,12 @@ quiet, and prints (all from the browser's own counters, nothing simulated):
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
 
-from bench.harness import CHROMIUM_ARGS, AppServer, browser_bench_main, chromium_path
-from bench.studio import TIMEOUT_MS, _open, _quantile, _releases, _settle
+from bench.harness import browser_bench_main
+from bench.studio import TIMEOUT_MS, _quantile, _releases, _settle, studio_page
 
 DRAG_MOVES = 60
 MEMBERS = "canvas[aria-label^='decoded by ']"
@@ -76,34 +75,19 @@ def _inputs(page, members: int, n: int, paced: bool) -> float:  # noqa: ANN001
 
 def measure(models: Path, model: str = "beta/beta-8", timeout: float = 120.0) -> dict[str, float]:
     """Every figure in the module docstring, from one server and one browser over `models`."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        server = AppServer(models, Path(tmp) / "server.log").start(timeout)
-        url = f"{server.url}/?model={quote(model, safe='')}"
-        try:
-            warm = browser.new_context(viewport={"width": 1440, "height": 1000})
-            _open(warm, url).close()  # fills the server's caches (every member's model and payload)
-            warm.close()
-            context = browser.new_context(viewport={"width": 1440, "height": 1000})
-            page = _open(context, url)
-            members = page.locator(MEMBERS).count()
-            if members == 0:
-                raise RuntimeError(f"{model} shows no family canvases: is it in a family folder?")
-            page.wait_for_function(READY_JS, arg=members, timeout=TIMEOUT_MS)
-            _settle(page)
-            figures = {"members": float(members),
-                       "payload_bytes": float(sum(n for _, n in page.received if n > 100_000))}
-            figures.update(_drag(page, members))
-            figures["frame_paced_member_decodes_per_s"] = _inputs(page, members, 180, paced=True)
-            figures["unpaced_member_decodes_per_s"] = _inputs(page, members, 300, paced=False)
-            figures.update(_releases(page))
-            context.close()
-            return figures
-        finally:
-            server.stop()
-            browser.close()
+    with studio_page(models, timeout, path=f"/?model={quote(model, safe='')}") as page:
+        members = page.locator(MEMBERS).count()
+        if members == 0:
+            raise RuntimeError(f"{model} shows no family canvases: is it in a family folder?")
+        page.wait_for_function(READY_JS, arg=members, timeout=TIMEOUT_MS)
+        _settle(page)
+        figures = {"members": float(members),
+                   "payload_bytes": float(sum(n for _, n in page.received if n > 100_000))}
+        figures.update(_drag(page, members))
+        figures["frame_paced_member_decodes_per_s"] = _inputs(page, members, 180, paced=True)
+        figures["unpaced_member_decodes_per_s"] = _inputs(page, members, 300, paced=False)
+        figures.update(_releases(page))
+        return figures
 
 
 def main() -> int:

@@ -18,12 +18,11 @@ working with the panel in view would after a click on a slider.
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import CHROMIUM_ARGS, SCRIPT_IDLE_JS, AppServer, browser_bench_main, chromium_path
-from bench.studio import SUMMARY_JS, TIMEOUT_MS, _open, _settle
+from bench.harness import SCRIPT_IDLE_JS, browser_bench_main
+from bench.studio import SUMMARY_JS, TIMEOUT_MS, _settle, studio_page
 
 RELEASES = 10
 FOCUS_JS = """d => { const r = [...document.querySelectorAll('*')].map(e => e.shadowRoot)
@@ -61,38 +60,24 @@ def _releases(page, panel: bool) -> dict[str, float]:  # noqa: ANN001
 
 
 def measure(models: Path, timeout: float = 120.0) -> dict[str, float]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        server = AppServer(models, Path(tmp) / "server.log").start(timeout)
-        try:
-            warm = browser.new_context(viewport={"width": 1440, "height": 900})
-            _open(warm, server.url).close()  # fills the server's caches
-            warm.close()
-            context = browser.new_context(viewport={"width": 1440, "height": 900})
-            page = _open(context, server.url)
-            _settle(page)
-            page.wait_for_selector(PANEL, timeout=TIMEOUT_MS)
-            figures = {f"far_{k}": v for k, v in _releases(page, panel=False).items()}
-            page.locator(PANEL).scroll_into_view_if_needed()
-            page.wait_for_function(SCRIPT_IDLE_JS, timeout=TIMEOUT_MS)
-            figures.update({f"near_{k}": v for k, v in _releases(page, panel=True).items()})
-            page.locator("input[type='range'][aria-label='z1']").scroll_into_view_if_needed()  # back to the studio
-            page.evaluate(FOCUS_JS, 1)
-            want = f"{_z1(page) + 0.05:+.2f}"
-            page.keyboard.press("ArrowRight")
-            page.wait_for_function(SUMMARY_JS, arg=want, polling="raf", timeout=TIMEOUT_MS)
-            page.wait_for_function(SCRIPT_IDLE_JS, timeout=TIMEOUT_MS)
-            t = time.perf_counter()
-            page.locator(PANEL).scroll_into_view_if_needed()
-            page.wait_for_function(PANEL_JS, arg=want, polling="raf", timeout=TIMEOUT_MS)
-            figures["catch_up_ms"] = 1000 * (time.perf_counter() - t)
-            context.close()
-            return figures
-        finally:
-            server.stop()
-            browser.close()
+    with studio_page(models, timeout, height=900) as page:
+        _settle(page)
+        page.wait_for_selector(PANEL, timeout=TIMEOUT_MS)
+        figures = {f"far_{k}": v for k, v in _releases(page, panel=False).items()}
+        page.locator(PANEL).scroll_into_view_if_needed()
+        page.wait_for_function(SCRIPT_IDLE_JS, timeout=TIMEOUT_MS)
+        figures.update({f"near_{k}": v for k, v in _releases(page, panel=True).items()})
+        page.locator("input[type='range'][aria-label='z1']").scroll_into_view_if_needed()  # back to the studio
+        page.evaluate(FOCUS_JS, 1)
+        want = f"{_z1(page) + 0.05:+.2f}"
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(SUMMARY_JS, arg=want, polling="raf", timeout=TIMEOUT_MS)
+        page.wait_for_function(SCRIPT_IDLE_JS, timeout=TIMEOUT_MS)
+        t = time.perf_counter()
+        page.locator(PANEL).scroll_into_view_if_needed()
+        page.wait_for_function(PANEL_JS, arg=want, polling="raf", timeout=TIMEOUT_MS)
+        figures["catch_up_ms"] = 1000 * (time.perf_counter() - t)
+        return figures
 
 
 def main() -> int:

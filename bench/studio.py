@@ -22,9 +22,11 @@ browser context and returns (all from the browser, nothing simulated):
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.harness import CHROMIUM_ARGS, CONNECTED, SCRIPT_IDLE_JS, AppServer, browser_bench_main, chromium_path
@@ -134,31 +136,42 @@ def _releases(page) -> dict[str, float]:  # noqa: ANN001
     return {"release_to_page_ms": 1000 * statistics.median(times), "ws_bytes_per_release": received / RELEASES}
 
 
-def measure(models: Path, timeout: float = 120.0) -> dict[str, float]:
-    """Every figure in the module docstring, from one server and one browser over `models`."""
+@contextlib.contextmanager
+def studio_page(models: Path, timeout: float = 120.0, path: str = "/", height: int = 1000) -> Iterator:
+    """A fresh page of the app at `path` on a new server over `models`, in headless Chromium at 1440 x
+    `height`; the page was opened once before in a throwaway context, so the server's caches (models,
+    payloads, the map figure) are warm while the browser's are empty. Server and browser stop on exit."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         server = AppServer(models, Path(tmp) / "server.log").start(timeout)
         try:
-            warm = browser.new_context(viewport={"width": 1440, "height": 1000})
-            _open(warm, server.url).close()  # fills the server's caches (model, payload, map figure)
+            viewport = {"width": 1440, "height": height}
+            warm = browser.new_context(viewport=viewport)
+            _open(warm, server.url + path).close()
             warm.close()
-            context = browser.new_context(viewport={"width": 1440, "height": 1000})  # nothing cached
-            page = _open(context, server.url)
-            first = page.evaluate("() => globalThis.__vaeStudio.stats.firstFrame")  # ms since navigation
-            figures = {"first_frame_s": first / 1000, "connected_s": page.connected_s,
-                       "payload_bytes": float(max(n for _, n in page.received))}
-            _settle(page)
-            figures.update(_drag(page))
-            figures.update(_frame_paced(page))
-            figures.update(_releases(page))
-            context.close()
-            return figures
+            context = browser.new_context(viewport=viewport)  # nothing cached in the browser
+            try:
+                yield _open(context, server.url + path)
+            finally:
+                context.close()
         finally:
             server.stop()
             browser.close()
+
+
+def measure(models: Path, timeout: float = 120.0) -> dict[str, float]:
+    """Every figure in the module docstring, from one server and one browser over `models`."""
+    with studio_page(models, timeout) as page:
+        first = page.evaluate("() => globalThis.__vaeStudio.stats.firstFrame")  # ms since navigation
+        figures = {"first_frame_s": first / 1000, "connected_s": page.connected_s,
+                   "payload_bytes": float(max(n for _, n in page.received))}
+        _settle(page)
+        figures.update(_drag(page))
+        figures.update(_frame_paced(page))
+        figures.update(_releases(page))
+        return figures
 
 
 def main() -> int:
