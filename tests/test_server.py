@@ -43,6 +43,7 @@ def test_shipped_config_sets_what_the_server_must_enforce():
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["showErrorDetails"] == "none"
     assert config["client"]["toolbarMode"] == "viewer"  # no Deploy / Rerun / Clear cache for a learner
+    assert config["runner"]["postScriptGC"] is False  # a full gc after every run was most of a release's CPU
     assert "headless" not in config["server"]  # `streamlit run` opens the learner's browser
 
 
@@ -69,6 +70,12 @@ def test_streamlit_reads_the_shipped_config_and_a_flag_overrides_it(tmp_path):
     assert shipped["client.showErrorDetails"] == '"none"'  # a value this Streamlit accepts (else "full")
     assert shipped["server.address"] == '"localhost"'
     assert shipped["client.toolbarMode"] == '"viewer"'  # a value this Streamlit accepts
+    # A hidden option (`config show` omits it): read as Streamlit reads it, from the repo root.
+    gc_after_run = subprocess.run([sys.executable, "-c", "from streamlit import config as c; c.get_config_options("
+                                   "force_reparse=True); print(c.get_option('runner.postScriptGC'))"], cwd=ROOT,
+                                  env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                                  timeout=TIMEOUT_S, check=True).stdout.strip()
+    assert gc_after_run == "False"  # no full collection after every run: most of a release's CPU (docs/hosting.md)
     hosted = effective_config("--server.address", "0.0.0.0", home=tmp_path)  # how a container serves it
     assert hosted["server.address"] == '"0.0.0.0"'
     assert hosted["server.maxUploadSize"] == "20"  # the rest of the file still holds
