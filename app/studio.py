@@ -35,6 +35,13 @@ UPLOAD_KEY, UPLOAD_SOURCE = "upload", "your upload"  # the explorer page's uploa
 PAD_KEY = "pad"
 SIGNAL_KEY = "studio_first_frame"
 READY_KEY = "studio_ready"  # True once the browser's studio has drawn its first digit
+# Payloads are sent once per page and kept by the page (studio.js's registry), yet a mounted payload
+# costs the server its hashing (~20 ms of a 3.2 MB payload) on every full run. So: the first-frame
+# signal says which payload ids the page holds (HAVE_KEY); later full runs leave those out (their ids
+# in HELD_KEY, which the studio's view repeats); a page that lacks one after all says "need" and the
+# whole page reruns with every payload (NEED_KEY), for the rest of the session.
+HAVE_KEY, HELD_KEY, NEED_KEY = "studio_have", "studio_held", "studio_need"
+MAX_HELD_IDS, MAX_ID_CHARS = 64, 64  # bounds on a page's signal; its ids are 16 hex characters
 DRAWING_KEY = "drawing"  # the last drawing's Drawing, or absent
 DRAWING_SOURCE = "your drawing"
 PAD_SIZE, PAD_STROKE = 280, 22  # canvas pixels; a digit drawn across most of it has MNIST-like strokes
@@ -133,18 +140,50 @@ def _on_release(dim: int) -> None:
     state.take_release(st.session_state, release, dim)  # a malformed value changes nothing
 
 
+@dataclass(frozen=True)
+class PagePayloads:
+    """What a page's signal says its registry holds: full model payloads and decoders (a model's
+    payload holds its decoder too), by model id (explorer.studio.model_id)."""
+
+    models: frozenset[str] = frozenset()
+    decoders: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, value: Any) -> "PagePayloads":  # noqa: ANN401 - a visitor's value, checked here
+        """From the signal's value {"models": [ids], "decoders": [ids]}; nothing if it is anything else."""
+        def ids(v: Any) -> frozenset[str]:  # noqa: ANN401
+            if not isinstance(v, list) or len(v) > MAX_HELD_IDS:
+                return frozenset()
+            return frozenset(x for x in v if isinstance(x, str) and 0 < len(x) <= MAX_ID_CHARS)
+        if not isinstance(value, dict):
+            return cls()
+        return cls(ids(value.get("models")), ids(value.get("decoders")))
+
+
 def payloads_ui(m: bundle.ExplorerModel) -> None:
-    """Mount the model's payload and each other family member's decoder payload (invisible).
+    """Mount the model's payload and each other family member's decoder payload (invisible), except
+    those the page said it holds (HAVE_KEY); their ids go to HELD_KEY for the studio's view.
 
     Call it outside the studio's fragment: a slider release reruns only the fragment, which then
     does not rebuild and hash these MBs again (same key and bytes on every full run: Streamlit's
     message cache sends each once per browser)."""
     comp, _ = _components()
+    have = st.session_state.get(HAVE_KEY)
+    have = have if isinstance(have, PagePayloads) else PagePayloads()
+    held = []
     with st.container(gap=None):  # invisible mounts: no gaps between them
-        comp(key=PAYLOAD_KEY, data=payload(m, m.sha256))
+        if studio.model_id(m) in have.models:
+            held.append(studio.model_id(m))
+        else:
+            comp(key=PAYLOAD_KEY, data=payload(m, m.sha256))
         for member in family(m):
-            if member is not m:  # the open model's decoder is in its own payload
+            if member is m:  # the open model's decoder is in its own payload
+                continue
+            if studio.model_id(member) in have.decoders:
+                held.append(studio.model_id(member))
+            else:
                 comp(key=MEMBER_KEY.format(member.name), data=member_payload(member, member.sha256))
+    st.session_state[HELD_KEY] = held
 
 
 def studio_ui(m: bundle.ExplorerModel, projection: str) -> None:
@@ -152,15 +191,27 @@ def studio_ui(m: bundle.ExplorerModel, projection: str) -> None:
 
     The view holds the code of the revision (CodeState.shown), not each released code: a release
     then leaves the studio's element unchanged, so Streamlit does not resend it (with its script)."""
+    if st.session_state.pop(NEED_KEY, False):
+        st.rerun(scope="app")  # the payloads are mounted outside this fragment
     comp, _ = _components()
     cs = state.current(st.session_state, m.latent_dim)
     view = studio.view_data(m, np.array(cs.shown()), cs.rev, projection,
-                            family=[studio.family_entry(x, m) for x in family(m)], band=band(m, cs))
-    comp(key=STUDIO_KEY, data=view, on_release_change=functools.partial(_on_release, m.latent_dim))
+                            family=[studio.family_entry(x, m) for x in family(m)], band=band(m, cs),
+                            held=st.session_state.get(HELD_KEY) or [])
+    comp(key=STUDIO_KEY, data=view, on_release_change=functools.partial(_on_release, m.latent_dim),
+         on_need_change=_on_need)
 
 
 def _on_ready() -> None:
     st.session_state[READY_KEY] = True
+    value = st.session_state.get(SIGNAL_KEY)
+    st.session_state[HAVE_KEY] = PagePayloads.of(value.get("ready") if isinstance(value, dict) else None)
+
+
+def _on_need() -> None:
+    """The page lacks a payload the server left out: send them all again, from now on."""
+    st.session_state[HAVE_KEY] = PagePayloads()
+    st.session_state[NEED_KEY] = True
 
 
 def first_frame_signal() -> None:

@@ -90,6 +90,17 @@ class _Known:
     key: str | None
     element_id: str | None
     fragment_id: str
+    payload: tuple[str, str] | None = None  # a studio payload's (kind, model id), see _payload_of
+
+
+def _payload_of(component: Any) -> tuple[str, str] | None:  # noqa: ANN401 - a BidiComponent proto
+    """(kind, model id) of a studio payload element (bytes: b"VAES", version, header length, JSON
+    header; layout in explorer/studio.py), or None for any other component."""
+    if component.WhichOneof("data") != "bytes" or component.bytes[:4] != b"VAES":
+        return None
+    n = int.from_bytes(component.bytes[8:12], "little")
+    header = json.loads(component.bytes[12:12 + n])
+    return ("model" if header["kind"] == "model" else "decoder"), header["id"]
 
 
 def _key_of(element_id: str) -> str:
@@ -112,6 +123,7 @@ class StreamlitClient:
         self.fragments: dict[str, str] = {}  # element key -> the fragment it was drawn in
         self.states: dict[str, Any] = {}  # element key -> widget value the browser keeps sending
         self.cache: dict[str, _Known] = {}  # hash of each cacheable message received -> what it said
+        self.payloads: dict[str, set[str]] = {"model": set(), "decoder": set()}  # studio payload ids received
         self.received_bytes = 0
         self._ws: Any = None
         self._reader: asyncio.Task | None = None
@@ -159,8 +171,11 @@ class StreamlitClient:
     # ---- what a learner does ---------------------------------------------------------------
 
     async def ready(self) -> RunResult:
-        """The studio's first-frame signal: the browser has drawn its first digit (reruns the page with the map)."""
-        return await self._trigger(SIGNAL, "ready", True, fragment=False)
+        """The studio's first-frame signal: the browser has drawn its first digit (reruns the page with the
+        map); like studio.js, it names the payloads the page holds, which later runs then leave out."""
+        models = sorted(self.payloads["model"])
+        return await self._trigger(SIGNAL, "ready", {"models": models, "decoders": sorted(self.payloads["decoder"] | set(models))},
+                                   fragment=False)
 
     async def release(self, z: list[float]) -> RunResult:
         """A slider release: the studio sends the whole code, rounded as studio.js rounds it."""
@@ -297,6 +312,8 @@ class StreamlitClient:
             known = self.cache.get(msg.ref_hash)
             if known is not None and known.key is not None:
                 self._learn(known.key, known.element_id, known.fragment_id, run)
+            if known is not None and known.payload is not None:
+                self.payloads[known.payload[0]].add(known.payload[1])
         elif kind == "file_urls_response":
             future = self._file_urls.pop(msg.file_urls_response.response_id, None)
             if future is not None and not future.done():
@@ -321,8 +338,11 @@ class StreamlitClient:
         sub = getattr(element, kind) if kind else None
         element_id = getattr(sub, "id", "") if sub is not None else ""
         key = _key_of(element_id) if isinstance(element_id, str) and element_id.startswith("$$ID-") else None
+        payload = _payload_of(sub) if kind == "bidi_component" else None
+        if payload is not None:
+            self.payloads[payload[0]].add(payload[1])
         if msg.metadata.cacheable and msg.hash:
-            self.cache[msg.hash] = _Known(key, element_id or None, delta.fragment_id)
+            self.cache[msg.hash] = _Known(key, element_id or None, delta.fragment_id, payload)
         if key is not None:
             self._learn(key, element_id, delta.fragment_id, run)
         if run is None:

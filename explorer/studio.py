@@ -271,9 +271,11 @@ def read_payload(payload: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]
 
 
 def view_data(model: ExplorerModel, code: np.ndarray, rev: int, projection: str,
-              family: list[dict[str, Any]] | None = None, band: Band | None = None) -> dict[str, Any]:
+              family: list[dict[str, Any]] | None = None, band: Band | None = None,
+              held: list[str] | None = None) -> dict[str, Any]:
     """The studio's small per-rerun input: JSON-ready, a few hundred bytes. `family`: the members
-    (family_entry) whose decodes are shown beside the digit; `band`: the posterior on the sliders."""
+    (family_entry) whose decodes are shown beside the digit; `band`: the posterior on the sliders;
+    `held`: ids of payloads the server did not send again because the page said it holds them."""
     a = model.atlas
     return {
         "model": model_id(model),
@@ -288,4 +290,5 @@ def view_data(model: ExplorerModel, code: np.ndarray, rev: int, projection: str,
         "active": [bool(v) for v in a.active],
         "family": family or [],
         "band": band.to_view() if band is not None else None,
+        "held": sorted(held or []),
     }

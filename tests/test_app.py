@@ -97,6 +97,34 @@ def test_the_studio_gets_the_payload_and_the_view(app):
     assert sorted(view["order"]) == list(range(8))
 
 
+def test_payloads_the_page_holds_are_left_out_until_it_says_it_lost_them(app):
+    from app import studio
+
+    model_id = studio_elements(app)["studio"]["model"]
+    assert studio.PagePayloads.of({"models": [model_id], "decoders": [model_id]}).models == {model_id}
+    app.session_state[studio.HAVE_KEY] = studio.PagePayloads.of({"models": [model_id], "decoders": [model_id]})
+    app.run()  # what the first-frame signal's callback stores, then a full run
+    parts = studio_elements(app)
+    assert not app.exception and "studio_model" not in parts and parts["studio"]["held"] == [model_id]
+    app.session_state[studio.HAVE_KEY] = studio.PagePayloads(frozenset({"another model"}))
+    app.run()  # a page that holds another model's payload (a switch): this one is sent
+    assert studio_elements(app)["studio"]["held"] == [] and "studio_model" in studio_elements(app)
+    app.session_state[studio.HAVE_KEY] = studio.PagePayloads()  # what the studio's "need" callback stores
+    app.session_state[studio.NEED_KEY] = True
+    app.run()
+    assert "studio_model" in studio_elements(app) and studio_elements(app)["studio"]["held"] == []
+    assert studio.NEED_KEY not in app.session_state  # ... taken once
+
+
+@pytest.mark.parametrize("value", [None, True, "ids", ["a"], {"models": "abc"}, {"models": [1, None, "x" * 65]},
+                                   {"models": ["a"] * 65}, {"decoders": [["nested"]]}])
+def test_a_signal_names_payloads_only_as_a_short_list_of_short_strings(value):
+    from app import studio
+
+    held = studio.PagePayloads.of(value)
+    assert held.models == frozenset() and held.decoders == frozenset()
+
+
 def test_the_map_waits_for_the_first_rerun(app):
     """The first run holds the 10k-point map back (the studio's first digit comes first); the
     studio's ready signal, or any interaction, reruns the page with it."""

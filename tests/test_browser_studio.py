@@ -32,6 +32,8 @@ BANDS = "div.band"
 FAR = "4,4,4,4,4,4,4,4"  # every slider at its end: far from every test digit of any model here
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1440, "height": 900}}
+PAYLOAD_MOUNTS = "[class*='st-key-studio_model'], [class*='st-key-studio_member']"  # app/studio.py payloads_ui
+REGISTERED_JS = "() => [...globalThis.__vaeStudio.models.keys()]"
 
 
 def _fresh(browser, url: str, **options):  # noqa: ANN001, ANN202
@@ -182,6 +184,9 @@ def test_every_member_of_a_family_decodes_the_code_live_during_a_drag(browser, s
         assert members.evaluate_all("es => es.map(e => e.getAttribute('aria-label'))") == [f"decoded by beta/{n}" for n in names]
         for n in names:
             expect(pg.locator(f"canvas[aria-label='decoded by beta/{n}'][data-frames]")).to_have_count(1, timeout=RENDER_TIMEOUT)
+        # Once the page has said it holds them, later runs leave the model's and every member's payload out.
+        expect(pg.locator("[data-testid='stPlotlyChart']").first).to_be_visible(timeout=RENDER_TIMEOUT)  # the ready run
+        expect(pg.locator(PAYLOAD_MOUNTS)).to_have_count(0, timeout=STEP_TIMEOUT)
         sums_before = [canvas_sum(pg, f"canvas[aria-label='decoded by beta/{n}']") for n in names]
         frames_before = [int(pg.locator(f"canvas[aria-label='decoded by beta/{n}']").get_attribute("data-frames")) for n in names]
         r = drag(pg, 0, moves=40)
@@ -222,6 +227,31 @@ def _docs_screenshots(browser, url: str, folder: Path) -> None:  # noqa: ANN001
                 pg.screenshot(path=str(folder / "studio_phone_scrolled.png"))
         finally:
             ctx.close()
+
+
+# --- payloads sent once per page ----------------------------------------------------------------
+
+def test_the_page_keeps_its_payload_and_asks_for_it_again_if_it_lost_it(page):
+    """After the first-frame signal (it names the payloads the page holds) full runs leave the payload
+    out; the studio still decodes. A page that lost it says so, and the whole page runs with it again."""
+    expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_visible(timeout=RENDER_TIMEOUT)  # the ready run
+    expect(page.locator(PAYLOAD_MOUNTS)).to_have_count(0, timeout=STEP_TIMEOUT)
+    model_ids = page.evaluate(REGISTERED_JS)
+    assert len(model_ids) == 1
+    _click_map_digit(page)  # a full run after the ready run: the payload stays out, the map click works
+    wait_idle(page)
+    assert page.locator(PAYLOAD_MOUNTS).count() == 0
+    slider(page, 0).scroll_into_view_if_needed()  # the map click left the page scrolled down to the map
+    assert drag(page, 0, moves=20)["distinct"] >= 10  # decoded in the browser with the payload it kept
+    page.evaluate("() => { const r = globalThis.__vaeStudio; for (const id of [...r.models.keys()]) { r.models.delete(id); r.decoders.delete(id); } }")
+    page.get_by_role("button", name="Random from prior").click()  # a new view: the studio finds its model missing
+    page.wait_for_function(f"() => ({REGISTERED_JS})().length === 1", timeout=STEP_TIMEOUT)
+    assert page.evaluate(REGISTERED_JS) == model_ids
+    expect(page.locator(PAYLOAD_MOUNTS)).to_have_count(1, timeout=STEP_TIMEOUT)  # sent again, for the rest of the session
+    wait_idle(page)
+    slider(page, 1).scroll_into_view_if_needed()
+    assert drag(page, 1, moves=20)["distinct"] >= 10
+    assert_healthy(page)
 
 
 # --- the posterior band ------------------------------------------------------------------------

@@ -10,8 +10,10 @@
 //   * with `data` = the view (a small dict: model id, code, its revision, projection, labels): the
 //     studio itself. Sliders decode on every `input` event and tell Python nothing until `change`
 //     (the release), when one trigger value carries the code;
-//   * with `data` = "signal-first-frame": says "ready" (a trigger value) once the studio has drawn
-//     its first digit, so the page can hold back the heavy map until then.
+//   * with `data` = "signal-first-frame": says "ready" (a trigger value: the ids of the payloads the
+//     page holds) once the studio has drawn its first digit, so the page can hold back the heavy
+//     map until then, and leave those payloads out of later runs (the view's `held` lists them; a
+//     page that lacks one says "need").
 // A shared Web Worker computes the per-dimension strips, so the main decode never waits for them.
 // `globalThis.__vaeStudio` holds the models, the counters the benchmarks read, and `decode()` and
 // `locate()` for the parity tests (tests/test_browser*.py check them against explorer/studio.py).
@@ -316,6 +318,13 @@ class Studio {
     const bandChanged = !this.view || JSON.stringify(view.band) !== JSON.stringify(this.view.band);
     this.view = view;
     if (modelChanged) this.model = null;
+    // Payloads the server left out because this page said it holds them (app/studio.py payloads_ui):
+    // if one is missing after all, ask once; the server then sends every payload again.
+    const missing = (view.held ?? []).filter((id) => !(id === view.model ? REGISTRY.models : REGISTRY.decoders).has(id));
+    if (missing.length && !this.askedForPayloads) {
+      this.askedForPayloads = true;
+      setTriggerValue("need", missing);
+    }
     whenModel(view.model, (model) => {
       if (this.view !== view) return; // a newer view arrived first
       const fresh = this.model !== model;
@@ -676,7 +685,8 @@ function signalFirstFrame(parentElement, setTriggerValue) {
   const check = () => {
     if (REGISTRY.stats.firstFrame === null) return requestAnimationFrame(check);
     // One more frame: the digit is on screen before the page's next run starts drawing the map.
-    requestAnimationFrame(() => setTriggerValue("ready", true));
+    // It names the payloads the page holds: the server need not send (nor hash) them again.
+    requestAnimationFrame(() => setTriggerValue("ready", { models: [...REGISTRY.models.keys()], decoders: [...REGISTRY.decoders.keys()] }));
   };
   check();
 }
