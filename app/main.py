@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import explorer_page, ladder_page, streamlit_guard, tug_page
+from app import explorer_page, ladder_page, native_threads, streamlit_guard, tug_page
 
 
 # On a phone (390 px) an image given a fixed pixel width (st.image(width=850), the interpolation strip)
@@ -48,6 +48,7 @@ TOUCH_SCROLL_JS = """<script>
 def run() -> None:
     """What `streamlit run streamlit_app.py` executes on every rerun."""
     streamlit_guard.install()  # before any component value of the next rerun is parsed (cheap, idempotent)
+    native_threads.limit_blas_threads()  # once per process: many sessions, one BLAS thread each
     st.set_page_config(page_title="VAE latent explorer", page_icon="🔢", layout="wide")
     st.html(PHONE_CSS)
     st.html(TOUCH_SCROLL_JS, unsafe_allow_javascript=True)

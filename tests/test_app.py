@@ -125,6 +125,14 @@ def test_a_signal_names_payloads_only_as_a_short_list_of_short_strings(value):
     assert held.models == frozenset() and held.decoders == frozenset()
 
 
+def test_the_app_computes_with_one_blas_thread(app):
+    """A class's sessions already run side by side: OpenBLAS's second thread only spun (docs/hosting.md)."""
+    import threadpoolctl
+
+    openblas = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
+    assert openblas and all(i["num_threads"] == 1 for i in openblas)
+
+
 def test_the_map_waits_for_the_first_rerun(app):
     """The first run holds the 10k-point map back (the studio's first digit comes first); the
     studio's ready signal, or any interaction, reruns the page with it."""
