@@ -8,11 +8,15 @@ benchmark's to print.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+
 import pytest
 
 from bench import class_load, learners
 from bench.class_load import ClassConfig
-from bench.learners import Pace, code_text, parse_code
+from bench.learners import Pace, Tally, code_text, parse_code
 
 FAST = Pace(think=(0.1, 0.3), release_gap=(0.05, 0.15), burst=(2, 3))
 
@@ -78,3 +82,18 @@ def test_action_costs_are_measured_for_every_action(tiny_models_dir, tmp_path):
     costs = action_cost.measure(tiny_models_dir, tmp_path / "server.log", repeats=1)
     assert set(costs.ms) == set(action_cost.KINDS)
     assert all(v >= 0 for v in costs.ms.values()) and costs.ms["open"] > 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own CPU priority is Linux's")
+def test_the_learners_play_below_the_servers_priority_and_the_caller_keeps_its_own(monkeypatch):
+    seen = {}
+
+    async def record_priority(urls, cfg, tally):  # noqa: ANN001, ANN202 - stands in for the class itself
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return 0.0, 0.0
+
+    monkeypatch.setattr(class_load, "_class", record_priority)
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert class_load._run_learners([], ClassConfig(1, learner_nice=5), Tally()) == (0.0, 0.0)
+    assert seen["nice"] == min(19, base + 5)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # servers started after this keep the normal priority
