@@ -4,7 +4,7 @@ NumPy's OpenBLAS starts a pool of threads (one per core) and, after each matrix 
 spinning for a while in case another comes. The app's products are small (a decoder pass over a few
 dozen codes) and a class's sessions already run side by side, so the pool only burns a core that other
 sessions' runs need: with two threads a slider release cost the server ~40 ms of CPU, a drawing
-~230 ms and a page open ~310 ms; with one, 10, 130 and 130 ms (bench.action_cost, docs/hosting.md).
+~230 ms and a page open ~310 ms; with one, ~10, ~110 and ~130 ms (bench.action_cost, docs/hosting.md).
 """
 
 from __future__ import annotations
