@@ -61,9 +61,10 @@ def _on_follow(dim: int) -> None:
 
 def follow_studio(m: bundle.ExplorerModel, follow: bool) -> None:
     """Mount the follower: while `follow`, each studio release reruns the fragment it is in with the
-    new code. It is told the code shown, so it can tell a release that changes nothing from one that does."""
-    z = [float(v) for v in state.current(st.session_state, m.latent_dim).z]
-    _follower()(key=FOLLOW_KEY, data={"id": FOLLOW_KEY, "follow": bool(follow), "z": z},
+    new code. It is told the code shown and its revision, so it can tell a release that changes nothing
+    from one that does, and catch a release made before it was mounted."""
+    cs = state.current(st.session_state, m.latent_dim)
+    _follower()(key=FOLLOW_KEY, data={"id": FOLLOW_KEY, "follow": bool(follow), "z": [float(v) for v in cs.z], "rev": cs.rev},
                 on_release_change=functools.partial(_on_follow, m.latent_dim))
 
 

@@ -12,6 +12,11 @@
 // is kept, and the panel reruns with it as soon as it comes near the viewport, before it is seen.
 // `data.z` is the code the panel shows: a release of that same code needs no rerun, and a kept one
 // is dropped once a run of the panel shows it.
+//
+// A release can beat the follower's mount (the panel's run arrived, its component not mounted yet:
+// nothing listened). So at each mount the follower also reads the studio's last release
+// (`__vaeStudio.released`, {rev, z}): made at the revision the panel shows (`data.rev`) and not the
+// code it shows, it is a release the panel missed, and is followed like one (once per release).
 
 const FOLLOWERS = (globalThis.__vaeFollowers ??= new Map()); // data.id -> follower state
 const MARGIN_PX = 600; // rerun the panel this far before it scrolls into view
@@ -40,7 +45,7 @@ export default function mount({ data, parentElement, setTriggerValue }) {
   const key = String(data?.id ?? "follower");
   let f = FOLLOWERS.get(key);
   if (!f) {
-    f = { follow: false, set: setTriggerValue, pending: null, observer: null, host: null, shown: null };
+    f = { follow: false, set: setTriggerValue, pending: null, observer: null, host: null, shown: null, caught: null, take: null };
     FOLLOWERS.set(key, f);
     const send = (z) => {
       f.pending = null;
@@ -56,11 +61,14 @@ export default function mount({ data, parentElement, setTriggerValue }) {
       f.observer.disconnect();
       f.observer.observe(panelOf(f.host));
     };
+    f.take = (z) => { // a release the panel does not show yet: rerun it now, or when it comes near
+      if (isNear(panelOf(f.host))) send(z);
+      else { f.pending = z; watch(); }
+    };
     globalThis.addEventListener(EVENT, (event) => {
       if (!f.follow || !f.host?.isConnected || !Array.isArray(event.detail?.z)) return; // not shown: nothing to follow
-      if (same(event.detail.z, f.shown)) return;
-      if (isNear(panelOf(f.host))) send(event.detail.z);
-      else { f.pending = event.detail.z; watch(); }
+      f.caught = globalThis.__vaeStudio?.released ?? null; // heard: a later mount need not catch it
+      if (!same(event.detail.z, f.shown)) f.take(event.detail.z);
     });
   }
   f.host = parentElement.host ?? parentElement; // a ShadowRoot's element
@@ -73,5 +81,11 @@ export default function mount({ data, parentElement, setTriggerValue }) {
   } else if (f.pending) {
     f.observer?.disconnect();
     f.observer?.observe(panelOf(f.host)); // the same panel, remounted
+  }
+  const last = globalThis.__vaeStudio?.released;
+  if (f.follow && last && last !== f.caught && last.rev === data.rev && Array.isArray(last.z)
+      && !same(last.z, f.shown) && !same(last.z, f.pending)) {
+    f.caught = last; // once per release: a run that still shows another code never loops
+    f.take(last.z);
   }
 }

@@ -28,6 +28,7 @@ const REGISTRY = (globalThis.__vaeStudio ??= {
            familyDecodes: 0, familyMs: [] },
   worker: null,
   held: null,               // {rev, code}: the code as last moved, kept if the studio is remounted
+  released: null,           // {rev, z}: the code last released (follow.js: a follower mounted after it still follows it)
   decode: null,             // (id, codes [[D numbers]]) -> pixel means [[784 numbers]]
   locate: null,             // (id, codes [[D numbers]]) -> [{distance, nearest, verdict, tsne}] (the readout's numbers)
 });
@@ -483,7 +484,9 @@ class Studio {
     REGISTRY.stats.releases++;
     const z = Array.from(this.code, (v) => Math.round(v * 100) / 100);
     this.setTriggerValue("release", { z });
-    // Other parts of the page that show the code (the keep panel's follower, follow.js) rerun with it.
+    // Other parts of the page that show the code (the keep panel's follower, follow.js) rerun with it;
+    // one that is not mounted yet reads `released` when it is.
+    REGISTRY.released = { rev: this.rev, z };
     globalThis.dispatchEvent(new CustomEvent("vae-studio-release", { detail: { z } }));
   }
 
