@@ -19,18 +19,19 @@ pytestmark = pytest.mark.browser
 
 FOLLOW_JS = Path(__file__).resolve().parents[1] / "app" / "frontend" / "follow.js"
 
-# A panel block (as Streamlit's) holding the follower's host, 3000 px of page below, and
-# `follow.mount(data)`: mounts the shipped module with a setTriggerValue that records each call.
+# A panel block (as Streamlit's) holding the follower's host (and another view's), 3000 px of page
+# below, and `follow.mount(data, host)`: mounts the shipped module with a setTriggerValue that
+# records each call; `follow.release(rev, z)` does what studio.js does on a slider release.
 PAGE = """<html><body style="margin:0">
-<div data-testid="stVerticalBlock" id="panel" style="height:200px"><div id="host"></div></div>
+<div data-testid="stVerticalBlock" style="height:200px"><div id="host"></div><div id="other-view"></div></div>
 <div style="height:3000px"></div></body></html>"""
 SETUP_JS = """async (src) => {
   const url = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
   const { default: mount } = await import(url);
   window.sent = [];
   window.follow = {
-    mount: (data) => mount({ data: { id: "keep_follow", ...data }, parentElement: document.getElementById("host"),
-                             setTriggerValue: (name, value) => window.sent.push([name, value.z]) }),
+    mount: (data, host = "host") => mount({ data: { id: "keep_follow", ...data }, parentElement: document.getElementById(host),
+                                            setTriggerValue: (name, value) => window.sent.push([name, value.z]) }),
     release: (rev, z) => { // what studio.js does on a slider release
       globalThis.__vaeStudio = { ...(globalThis.__vaeStudio ?? {}), released: { rev, z } };
       globalThis.dispatchEvent(new CustomEvent("vae-studio-release", { detail: { z } }));
@@ -105,3 +106,18 @@ def test_a_release_heard_by_a_mounted_follower_is_sent_once(panel):
     panel.wait_for_function("() => window.sent.length > 0", timeout=STEP_TIMEOUT)
     panel.evaluate("([z]) => follow.mount({ follow: true, z, rev: 5 })", [OLD])  # a run before its own
     assert sent_after_a_task(panel) == [["release", NEW]]
+
+
+def test_a_release_heard_by_the_old_view_is_followed_again_by_the_new_views_panel(panel):
+    """A learner switched the panel's view and released a slider at once: the old view's follower
+    heard the release and asked its fragment (which the switch removed); the new view's follower
+    mounts showing the code from before the release and asks for it again."""
+    panel.evaluate("([z]) => follow.mount({ follow: true, z, rev: 5 })", [OLD])
+    panel.evaluate("([z]) => { follow.release(5, z); }", [NEW])
+    panel.wait_for_function("() => window.sent.length > 0", timeout=STEP_TIMEOUT)
+    panel.evaluate("([z]) => follow.mount({ follow: true, z, rev: 5 }, 'other-view')", [OLD])
+    panel.wait_for_function("() => window.sent.length > 1", timeout=STEP_TIMEOUT)
+    for _ in range(3):  # panels that still show the old code: a bounded number of asks
+        panel.evaluate("([z]) => follow.mount({ follow: true, z, rev: 5 }, 'host')", [OLD])
+        panel.evaluate("([z]) => follow.mount({ follow: true, z, rev: 5 }, 'other-view')", [OLD])
+    assert sent_after_a_task(panel) == [["release", NEW]] * 2

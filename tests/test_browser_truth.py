@@ -29,11 +29,18 @@ pytestmark = pytest.mark.browser
 JSON_SHOWN_JS = "() => [...document.querySelectorAll('[data-testid=stCode] code')].map(c => c.innerText).join('\\n')"
 
 
-def show_keep_view(page, name: str) -> None:  # noqa: ANN001
+def click_keep_view(page, name: str) -> None:  # noqa: ANN001
     button = page.locator("[data-testid='stBaseButton-segmented_control'], button[data-variant='segmented_control']",
                           has_text=name).first
     button.scroll_into_view_if_needed()
     button.click()
+
+
+def show_code_view(page) -> None:  # noqa: ANN001
+    """Switch the keep panel to "Code (JSON)" and wait until it shows the code file (the run the
+    click asks for may not have started when the click returns: idle alone proves nothing)."""
+    click_keep_view(page, "Code (JSON)")
+    page.wait_for_function(f"() => ({JSON_SHOWN_JS})().includes('\"z\"')", timeout=STEP_TIMEOUT)
     wait_idle(page)
 
 
@@ -43,7 +50,7 @@ def test_a_download_right_after_a_key_press_holds_that_code(page, shots):
     page.wait_for_function("() => !!document.querySelector('[data-testid=stPlotlyChart]')", timeout=RENDER_TIMEOUT)
     wait_idle(page)
     assert page.get_by_role("button", name="Refresh", exact=True).count() == 0
-    show_keep_view(page, "Code (JSON)")
+    show_code_view(page)
     slider(page, 7).focus()
     page.keyboard.press("End")
     page.wait_for_function("() => new URLSearchParams(location.search).get('z')?.endsWith(',4')",
@@ -69,6 +76,23 @@ def test_a_download_right_after_a_key_press_holds_that_code(page, shots):
     page.get_by_role("button", name="Download code (JSON)").scroll_into_view_if_needed()
     page.wait_for_function(f"() => ({JSON_SHOWN_JS})().includes('-4.0')", timeout=STEP_TIMEOUT)
     assert json.loads(page.evaluate(JSON_SHOWN_JS))["z"] == studio_values(page)
+    assert_healthy(page)
+
+
+def test_a_release_right_after_a_view_switch_is_followed_by_the_new_view(page):
+    """Switch the keep panel to "Code (JSON)" and, before its run is back, release z7 with the
+    keyboard: whichever comes first (the old view's follower, the new one's mount, the switch's run),
+    the code view ends showing the released code."""
+    page.wait_for_function("() => !!document.querySelector('[data-testid=stPlotlyChart]')", timeout=RENDER_TIMEOUT)
+    wait_idle(page)
+    click_keep_view(page, "Code (JSON)")
+    slider(page, 7).focus()
+    page.keyboard.press("End")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('z')?.endsWith(',4')", timeout=STEP_TIMEOUT)
+    page.get_by_role("button", name="Download code (JSON)").scroll_into_view_if_needed()  # down to the panel
+    page.wait_for_function(f"() => ({JSON_SHOWN_JS})().includes('\"source\": \"sliders\"')", timeout=STEP_TIMEOUT)
+    shown = json.loads(page.evaluate(JSON_SHOWN_JS))
+    assert shown["z"] == studio_values(page) and shown["z"][7] == 4.0
     assert_healthy(page)
 
 

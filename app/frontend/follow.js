@@ -13,14 +13,18 @@
 // `data.z` is the code the panel shows: a release of that same code needs no rerun, and a kept one
 // is dropped once a run of the panel shows it.
 //
-// A release can beat the follower's mount (the panel's run arrived, its component not mounted yet:
-// nothing listened). So at each mount the follower also reads the studio's last release
-// (`__vaeStudio.released`, {rev, z}): made at the revision the panel shows (`data.rev`) and not the
-// code it shows, it is a release the panel missed, and is followed like one (once per release).
+// A release can beat the follower's mount: the learner switched the panel's view and moved a
+// slider at once, so the new view's follower was not mounted yet (nothing listened), or the old
+// view's follower heard it and asked a fragment the switch removed. So at each mount the follower
+// also reads the studio's last release (`__vaeStudio.released`, {rev, z}): made at the revision the
+// panel shows (`data.rev`) and not the code it shows, it is a release this panel missed, and is
+// followed like one; at most once per panel element and MAX_ASKS times per release, so a run that
+// keeps showing another code never loops.
 
 const FOLLOWERS = (globalThis.__vaeFollowers ??= new Map()); // data.id -> follower state
 const MARGIN_PX = 600; // rerun the panel this far before it scrolls into view
 const EVENT = "vae-studio-release";
+const MAX_ASKS = 3; // panel reruns one release may ask for (a view switch needs two: old panel, new)
 
 function panelOf(host) {
   // The panel's own block (each followed view wraps itself in a container); the host has no height.
@@ -45,7 +49,8 @@ export default function mount({ data, parentElement, setTriggerValue }) {
   const key = String(data?.id ?? "follower");
   let f = FOLLOWERS.get(key);
   if (!f) {
-    f = { follow: false, set: setTriggerValue, pending: null, observer: null, host: null, shown: null, caught: null, take: null };
+    f = { follow: false, set: setTriggerValue, pending: null, observer: null, host: null, shown: null, take: null,
+          asked: { release: null, hosts: new WeakSet(), count: 0 } }; // the panels asked to follow the last release
     FOLLOWERS.set(key, f);
     const send = (z) => {
       f.pending = null;
@@ -62,12 +67,15 @@ export default function mount({ data, parentElement, setTriggerValue }) {
       f.observer.observe(panelOf(f.host));
     };
     f.take = (z) => { // a release the panel does not show yet: rerun it now, or when it comes near
+      const release = globalThis.__vaeStudio?.released ?? null;
+      if (f.asked.release !== release) f.asked = { release, hosts: new WeakSet(), count: 0 };
+      f.asked.hosts.add(f.host);
+      f.asked.count++;
       if (isNear(panelOf(f.host))) send(z);
       else { f.pending = z; watch(); }
     };
     globalThis.addEventListener(EVENT, (event) => {
       if (!f.follow || !f.host?.isConnected || !Array.isArray(event.detail?.z)) return; // not shown: nothing to follow
-      f.caught = globalThis.__vaeStudio?.released ?? null; // heard: a later mount need not catch it
       if (!same(event.detail.z, f.shown)) f.take(event.detail.z);
     });
   }
@@ -83,9 +91,9 @@ export default function mount({ data, parentElement, setTriggerValue }) {
     f.observer?.observe(panelOf(f.host)); // the same panel, remounted
   }
   const last = globalThis.__vaeStudio?.released;
-  if (f.follow && last && last !== f.caught && last.rev === data.rev && Array.isArray(last.z)
+  const asked = f.asked.release === last && (f.asked.hosts.has(f.host) || f.asked.count >= MAX_ASKS);
+  if (f.follow && last && !asked && last.rev === data?.rev && Array.isArray(last.z)
       && !same(last.z, f.shown) && !same(last.z, f.pending)) {
-    f.caught = last; // once per release: a run that still shows another code never loops
-    f.take(last.z);
+    f.take(last.z); // a release this panel missed
   }
 }
