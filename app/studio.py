@@ -14,6 +14,7 @@ import base64
 import binascii
 import functools
 import struct
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -39,8 +40,9 @@ READY_KEY = "studio_ready"  # True once the browser's studio has drawn its first
 # costs the server its hashing (~20 ms of a 3.2 MB payload) on every full run. So: the first-frame
 # signal says which payload ids the page holds (HAVE_KEY); later full runs leave those out (their ids
 # in HELD_KEY, which the studio's view repeats); a page that lacks one after all says "need" and the
-# whole page reruns with every payload (NEED_KEY), for the rest of the session.
-HAVE_KEY, HELD_KEY, NEED_KEY = "studio_have", "studio_held", "studio_need"
+# whole page reruns with every payload (NEED_KEY), for the rest of the session (LOST_KEY). A payload
+# sent after that signal (another model opened) is named by the studio itself ("have").
+HAVE_KEY, HELD_KEY, NEED_KEY, LOST_KEY = "studio_have", "studio_held", "studio_need", "studio_lost"
 MAX_HELD_IDS, MAX_ID_CHARS = 64, 64  # bounds on a page's signal; its ids are 16 hex characters
 DRAWING_KEY = "drawing"  # the last drawing's Drawing, or absent
 DRAWING_SOURCE = "your drawing"
@@ -199,7 +201,7 @@ def studio_ui(m: bundle.ExplorerModel, projection: str) -> None:
                             family=[studio.family_entry(x, m) for x in family(m)], band=band(m, cs),
                             held=st.session_state.get(HELD_KEY) or [])
     comp(key=STUDIO_KEY, data=view, on_release_change=functools.partial(_on_release, m.latent_dim),
-         on_need_change=_on_need)
+         on_need_change=_on_need, on_have_change=_on_have)
 
 
 def _on_ready() -> None:
@@ -212,6 +214,20 @@ def _on_need() -> None:
     """The page lacks a payload the server left out: send them all again, from now on."""
     st.session_state[HAVE_KEY] = PagePayloads()
     st.session_state[NEED_KEY] = True
+    st.session_state[LOST_KEY] = True
+
+
+def take_have(session: MutableMapping[str, Any], value: Any) -> None:  # noqa: ANN401 - a visitor's value
+    """Store what the studio says the page holds ({"models": [ids], "decoders": [ids]}), said after
+    a payload arrived later (another model opened); ignored once the page has lost one (then
+    everything is sent, for the rest of the session)."""
+    if not session.get(LOST_KEY):
+        session[HAVE_KEY] = PagePayloads.of(value)
+
+
+def _on_have() -> None:
+    value = st.session_state.get(STUDIO_KEY)
+    take_have(st.session_state, value.get("have") if isinstance(value, dict) else None)
 
 
 def first_frame_signal() -> None:

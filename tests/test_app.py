@@ -116,6 +116,19 @@ def test_payloads_the_page_holds_are_left_out_until_it_says_it_lost_them(app):
     assert studio.NEED_KEY not in app.session_state  # ... taken once
 
 
+def test_what_the_studio_says_it_holds_later_is_taken_unless_the_page_lost_a_payload():
+    from app import studio
+
+    session: dict = {}
+    studio.take_have(session, {"models": ["a", "b"], "decoders": ["a", "c"]})  # a model opened after "ready"
+    assert session[studio.HAVE_KEY] == studio.PagePayloads(frozenset({"a", "b"}), frozenset({"a", "c"}))
+    studio.take_have(session, "not a list")  # a malformed value holds nothing: everything is sent
+    assert session[studio.HAVE_KEY] == studio.PagePayloads()
+    session[studio.LOST_KEY] = True  # what "need" stores: from now on every payload is sent
+    studio.take_have(session, {"models": ["a"], "decoders": []})
+    assert session[studio.HAVE_KEY] == studio.PagePayloads()
+
+
 @pytest.mark.parametrize("value", [None, True, "ids", ["a"], {"models": "abc"}, {"models": [1, None, "x" * 65]},
                                    {"models": ["a"] * 65}, {"decoders": [["nested"]]}])
 def test_a_signal_names_payloads_only_as_a_short_list_of_short_strings(value):

@@ -228,6 +228,16 @@ def assert_healthy(page) -> None:
     assert not page.page_errors, page.page_errors
 
 
+def select_model(page, label: str) -> None:  # noqa: ANN001
+    """Open another model from the sidebar's list ("beta / beta-8.pt") and wait until the page is its."""
+    box = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first
+    box.click()
+    page.get_by_role("option", name=label, exact=True).click()
+    expect(page.locator("[data-testid='stSidebar']")).to_contain_text(label.replace(".pt", "").replace(" / ", "/") + " · preset",
+                                                                      timeout=RENDER_TIMEOUT)
+    wait_idle(page)
+
+
 def wait_idle(page) -> None:
     """Until no script run is in progress (the attribute is 'running' during a run)."""
     page.wait_for_function(SCRIPT_IDLE_JS, timeout=STEP_TIMEOUT)

@@ -18,7 +18,7 @@ import pytest
 from tests.test_browser import (  # noqa: F401 - fixtures are used by name
     CANVAS_GREY_JS, CANVAS_SUM_JS, DIGIT, RENDER_TIMEOUT, SHIPPED, STEP_TIMEOUT, assert_healthy, browser,
     canvas_sum, code_line, context, drag, expect, image_with_caption, models_dir, open_page,
-    page, server, shipped_server, shots, slider, studio_values, upload_digit, wait_idle, wait_map_still, wait_rendered,
+    page, select_model, server, shipped_server, shots, slider, studio_values, upload_digit, wait_idle, wait_map_still, wait_rendered,
 )
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402 - after test_browser's skip for no browser
@@ -252,6 +252,33 @@ def test_the_page_keeps_its_payload_and_asks_for_it_again_if_it_lost_it(page):
     slider(page, 1).scroll_into_view_if_needed()
     assert drag(page, 1, moves=20)["distinct"] >= 10
     assert_healthy(page)
+
+
+def test_a_model_opened_later_is_left_out_of_later_runs_once_the_studio_has_it(browser, shipped_server):
+    """The first-frame signal named the default's payload; a family model opened afterwards brings its
+    payload and its members' decoders, and the studio says the page holds them ("have"): the next
+    full run (a map click) sends none of them again, and every member still decodes."""
+    ctx, pg = _fresh(browser, shipped_server.url, viewport={"width": 1440, "height": 1000})
+    try:
+        expect(pg.locator("[data-testid='stPlotlyChart']").first).to_be_visible(timeout=RENDER_TIMEOUT)  # the ready run
+        expect(pg.locator(PAYLOAD_MOUNTS)).to_have_count(0, timeout=STEP_TIMEOUT)
+        select_model(pg, "beta / beta-8.pt")
+        expect(pg.locator(MEMBERS).first).to_be_visible(timeout=RENDER_TIMEOUT)
+        members = pg.locator(MEMBERS).count()
+        assert members >= 3 and pg.locator(PAYLOAD_MOUNTS).count() == members  # sent with the switch
+        pg.wait_for_function("() => [...(globalThis.__vaeStudio.reported ?? [])].filter((k) => k.startsWith('m:')).length === 2",
+                             timeout=STEP_TIMEOUT)  # the studio said it holds them all (its message is on its way)
+        _click_map_digit(pg)  # a full run, asked after that message: its callback has run by then
+        expect(pg.locator(PAYLOAD_MOUNTS)).to_have_count(0, timeout=STEP_TIMEOUT)  # the run's left-out mounts are gone
+        wait_idle(pg)
+        slider(pg, 0).scroll_into_view_if_needed()
+        frames = pg.locator(MEMBERS).evaluate_all("es => es.map(e => Number(e.dataset.frames))")
+        assert drag(pg, 0, moves=20)["distinct"] >= 10  # decoded with the payloads the page kept
+        after = pg.locator(MEMBERS).evaluate_all("es => es.map(e => Number(e.dataset.frames))")
+        assert all(a - b >= 10 for a, b in zip(after, frames)), (frames, after)
+        assert_healthy(pg)
+    finally:
+        ctx.close()
 
 
 # --- the posterior band ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from common.atlas_format import load_atlas
 from explorer import state
 from tests.test_browser import (  # noqa: F401 - fixtures are used by name
     RENDER_TIMEOUT, SHIPPED, STEP_TIMEOUT, UPLOAD, assert_healthy, browser, code_line, context, expect,
-    image_with_caption, models_dir, open_page, page, server, shipped_server, shots, slider, studio_values,
+    image_with_caption, models_dir, open_page, page, select_model, server, shipped_server, shots, slider, studio_values,
     wait_idle, wait_rendered)
 
 pytestmark = pytest.mark.browser
@@ -96,15 +96,6 @@ def test_a_release_right_after_a_view_switch_is_followed_by_the_new_view(page):
     assert_healthy(page)
 
 
-def _select_model(page, label: str) -> None:  # noqa: ANN001
-    box = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first
-    box.click()
-    page.get_by_role("option", name=label, exact=True).click()
-    expect(page.locator("[data-testid='stSidebar']")).to_contain_text(label.replace(".pt", "").replace(" / ", "/") + " · preset",
-                                                                      timeout=RENDER_TIMEOUT)
-    wait_idle(page)
-
-
 def _snapped(z: np.ndarray) -> list[float]:
     return list(state.snap(z))
 
@@ -131,7 +122,7 @@ def test_a_model_switch_leaves_no_false_label(context, shipped_server):
         wait_rendered(pg)
         beta8 = bundle.load_explorer_model(SHIPPED / "beta" / "beta-8.pt")
         expect(code_line(pg)).to_contain_text("Code from test digit #0:", timeout=STEP_TIMEOUT)
-        _select_model(pg, "beta / beta-8.pt")
+        select_model(pg, "beta / beta-8.pt")
         expect(code_line(pg)).to_contain_text("Code from test digit #0:", timeout=STEP_TIMEOUT)
         row = state.digit_row(beta8.atlas.test_index, beta8.atlas.size, 0)
         wait_studio_code(pg, _snapped(beta8.atlas.mu[row]))  # test digit #0 as beta-8 encodes it
@@ -140,7 +131,7 @@ def test_a_model_switch_leaves_no_false_label(context, shipped_server):
         expect(image_with_caption(pg, "reconstruction from mu")).to_have_count(1, timeout=STEP_TIMEOUT)
         pg.get_by_role("button", name="Load its code into the studio").click()
         expect(code_line(pg)).to_contain_text("Code from your upload:", timeout=STEP_TIMEOUT)
-        _select_model(pg, "seed.pt")
+        select_model(pg, "seed.pt")
         expect(code_line(pg)).to_contain_text("Code from your upload:", timeout=STEP_TIMEOUT)
         seed = bundle.load_explorer_model(SHIPPED / "seed.pt")
         mu = analyse_digit(seed.model, seed.atlas, prepare_digit(UPLOAD.read_bytes())).mu
@@ -151,7 +142,7 @@ def test_a_model_switch_leaves_no_false_label(context, shipped_server):
         pg.keyboard.press("End")
         expect(code_line(pg)).to_contain_text("Code from sliders:", timeout=STEP_TIMEOUT)
         here = studio_values(pg)
-        _select_model(pg, "default.pt")
+        select_model(pg, "default.pt")
         expect(code_line(pg)).to_contain_text("Code from sliders, carried over unchanged from seed:", timeout=STEP_TIMEOUT)
         wait_studio_code(pg, here)
         assert_healthy(pg)

@@ -13,7 +13,8 @@
 //   * with `data` = "signal-first-frame": says "ready" (a trigger value: the ids of the payloads the
 //     page holds) once the studio has drawn its first digit, so the page can hold back the heavy
 //     map until then, and leave those payloads out of later runs (the view's `held` lists them; a
-//     page that lacks one says "need").
+//     page that lacks one says "need"). A payload that arrives later (another model opened) is
+//     named the same way by the studio itself ("have"), once.
 // A shared Web Worker computes the per-dimension strips, so the main decode never waits for them.
 // `globalThis.__vaeStudio` holds the models, the counters the benchmarks read, and `decode()` and
 // `locate()` for the parity tests (tests/test_browser*.py check them against explorer/studio.py).
@@ -29,6 +30,7 @@ const REGISTRY = (globalThis.__vaeStudio ??= {
   worker: null,
   held: null,               // {rev, code}: the code as last moved, kept if the studio is remounted
   released: null,           // {rev, z}: the code last released (follow.js: a follower mounted after it still follows it)
+  reported: null,           // Set of "m:id" / "d:id": payloads the server was told the page holds (null until "ready")
   decode: null,             // (id, codes [[D numbers]]) -> pixel means [[784 numbers]]
   locate: null,             // (id, codes [[D numbers]]) -> [{distance, nearest, verdict, tsne}] (the readout's numbers)
 });
@@ -346,7 +348,26 @@ class Studio {
       }
       if (fresh || projectionChanged || layoutChanged) this.refresh(true);
       else this.refresh(false);
+      this.reportHeld(view);
     });
+  }
+
+  // After "ready", payloads this view decodes with that the server still sends on every full run
+  // (a model opened later, its family's decoders): once all of them have arrived, name what the page
+  // holds (one trigger value; each payload is named once).
+  reportHeld(view) {
+    const reported = REGISTRY.reported;
+    if (!reported) return; // the first-frame signal names them first
+    const held = new Set(view.held ?? []);
+    const sent = [["m", view.model, REGISTRY.models],
+                  ...(view.family ?? []).filter((f) => !f.open).map((f) => ["d", f.id, REGISTRY.decoders])]
+      .filter(([, id]) => !held.has(id));
+    if (sent.some(([, id, registry]) => !registry.has(id))) return; // more are on their way: report them together
+    if (sent.every(([kind, id]) => reported.has(`${kind}:${id}`))) return;
+    const have = heldIds();
+    have.models.forEach((id) => reported.add(`m:${id}`));
+    have.decoders.forEach((id) => reported.add(`d:${id}`));
+    this.setTriggerValue("have", have);
   }
 
   build() {
@@ -422,6 +443,7 @@ class Studio {
 
   onDecoder(id) {
     if (this.members.some((m) => m.id === id) && this.code) this.drawFamily();
+    if (this.model && this.view) this.reportHeld(this.view); // the last of a family's decoders may come after the model
   }
 
   // `own`: the open model's decode of this code, if already made (its member canvas reuses it).
@@ -682,6 +704,10 @@ class Studio {
 
 const signalled = new WeakSet(); // parentElements that have said "ready"
 
+function heldIds() { // what the page's registry holds, as the server's PagePayloads reads it
+  return { models: [...REGISTRY.models.keys()], decoders: [...REGISTRY.decoders.keys()] };
+}
+
 function signalFirstFrame(parentElement, setTriggerValue) {
   if (signalled.has(parentElement)) return;
   signalled.add(parentElement);
@@ -689,7 +715,11 @@ function signalFirstFrame(parentElement, setTriggerValue) {
     if (REGISTRY.stats.firstFrame === null) return requestAnimationFrame(check);
     // One more frame: the digit is on screen before the page's next run starts drawing the map.
     // It names the payloads the page holds: the server need not send (nor hash) them again.
-    requestAnimationFrame(() => setTriggerValue("ready", { models: [...REGISTRY.models.keys()], decoders: [...REGISTRY.decoders.keys()] }));
+    requestAnimationFrame(() => {
+      const have = heldIds();
+      REGISTRY.reported = new Set([...have.models.map((id) => `m:${id}`), ...have.decoders.map((id) => `d:${id}`)]);
+      setTriggerValue("ready", have);
+    });
   };
   check();
 }
