@@ -207,7 +207,7 @@ def studio_ui(m: bundle.ExplorerModel, projection: str) -> None:
 def _on_ready() -> None:
     st.session_state[READY_KEY] = True
     value = st.session_state.get(SIGNAL_KEY)
-    st.session_state[HAVE_KEY] = PagePayloads.of(value.get("ready") if isinstance(value, dict) else None)
+    take_have(st.session_state, value.get("ready") if isinstance(value, dict) else None)
 
 
 def _on_need() -> None:
@@ -218,9 +218,9 @@ def _on_need() -> None:
 
 
 def take_have(session: MutableMapping[str, Any], value: Any) -> None:  # noqa: ANN401 - a visitor's value
-    """Store what the studio says the page holds ({"models": [ids], "decoders": [ids]}), said after
-    a payload arrived later (another model opened); ignored once the page has lost one (then
-    everything is sent, for the rest of the session)."""
+    """Store what the page says it holds ({"models": [ids], "decoders": [ids]}): at its first frame
+    ("ready"), or after a payload arrived later ("have", another model opened); ignored once the
+    page has lost one (then everything is sent, for the rest of the session)."""
     if not session.get(LOST_KEY):
         session[HAVE_KEY] = PagePayloads.of(value)
 

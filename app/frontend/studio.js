@@ -364,10 +364,7 @@ class Studio {
       .filter(([, id]) => !held.has(id));
     if (sent.some(([, id, registry]) => !registry.has(id))) return; // more are on their way: report them together
     if (sent.every(([kind, id]) => reported.has(`${kind}:${id}`))) return;
-    const have = heldIds();
-    have.models.forEach((id) => reported.add(`m:${id}`));
-    have.decoders.forEach((id) => reported.add(`d:${id}`));
-    this.setTriggerValue("have", have);
+    this.setTriggerValue("have", reportHeldIds());
   }
 
   build() {
@@ -704,8 +701,12 @@ class Studio {
 
 const signalled = new WeakSet(); // parentElements that have said "ready"
 
-function heldIds() { // what the page's registry holds, as the server's PagePayloads reads it
-  return { models: [...REGISTRY.models.keys()], decoders: [...REGISTRY.decoders.keys()] };
+function reportHeldIds() { // what the page's registry holds, as the server's PagePayloads reads it; marked as reported
+  const have = { models: [...REGISTRY.models.keys()], decoders: [...REGISTRY.decoders.keys()] };
+  REGISTRY.reported ??= new Set();
+  have.models.forEach((id) => REGISTRY.reported.add(`m:${id}`));
+  have.decoders.forEach((id) => REGISTRY.reported.add(`d:${id}`));
+  return have;
 }
 
 function signalFirstFrame(parentElement, setTriggerValue) {
@@ -715,11 +716,7 @@ function signalFirstFrame(parentElement, setTriggerValue) {
     if (REGISTRY.stats.firstFrame === null) return requestAnimationFrame(check);
     // One more frame: the digit is on screen before the page's next run starts drawing the map.
     // It names the payloads the page holds: the server need not send (nor hash) them again.
-    requestAnimationFrame(() => {
-      const have = heldIds();
-      REGISTRY.reported = new Set([...have.models.map((id) => `m:${id}`), ...have.decoders.map((id) => `d:${id}`)]);
-      setTriggerValue("ready", have);
-    });
+    requestAnimationFrame(() => setTriggerValue("ready", reportHeldIds()));
   };
   check();
 }
